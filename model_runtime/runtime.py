@@ -1,0 +1,128 @@
+"""`load_gpt2` and the object it returns: tokenizer + model + device, with `trace` and `generate`."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from .config import GPT2Config
+from .model import GPT
+from .tokenizer import GPT2Tokenizer, get_tokenizer
+from .trace import CaptureSpec, Recorder, Trace
+from .weights import DOWNLOAD_COMMAND, WeightsUnavailable, family_config, load_checkpoint
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class PromptError(ValueError):
+    """A prompt the model cannot take (empty, too long, ids out of range); the message is for people."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but torch sees no CUDA device")
+    return device
+
+
+class GPT2Runtime:
+    """One loaded model. Forward passes are serialised by a lock: many web sessions share one model, and one
+    pass at a time keeps memory bounded and predictable on a small server."""
+
+    def __init__(self, model: GPT, tokenizer: GPT2Tokenizer, *, pretrained: bool, source: str, message: str):
+        self.model = model.eval()
+        self.config: GPT2Config = model.config
+        self.tokenizer = tokenizer
+        self.pretrained = pretrained
+        self.source = source      # where the weights came from
+        self.message = message    # one line for people: what was loaded, or why the weights are untrained
+        self.lock = threading.RLock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.wte.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.wte.weight.dtype
+
+    def encode(self, text_or_ids: str | Sequence[int]) -> list[int]:
+        """Token ids for a prompt, checked against the vocabulary and the context length."""
+        if isinstance(text_or_ids, str):
+            ids = self.tokenizer.encode(text_or_ids)
+        else:
+            ids = [int(i) for i in text_or_ids]
+            bad = [i for i in ids if not 0 <= i < self.config.vocab_size]
+            if bad:
+                raise PromptError(f"token ids must lie in 0..{self.config.vocab_size - 1}; got {bad[:5]}")
+        if not ids:
+            raise PromptError("The prompt is empty: type some text first.")
+        if len(ids) > self.config.n_ctx:
+            raise PromptError(f"The prompt is {len(ids):,} tokens long; {self.config.name} reads at most "
+                              f"{self.config.n_ctx:,}.")
+        return ids
+
+    def head_ablation(self, heads: Iterable[tuple[int, int]]) -> dict:
+        """Interventions that zero the output (hook_z) of the given (layer, head) pairs."""
+        by_layer: dict[int, list[int]] = {}
+        for layer, head in heads:
+            if not (0 <= layer < self.config.n_layer and 0 <= head < self.config.n_head):
+                raise ValueError(f"no head {layer}.{head} in a {self.config.n_layer}x{self.config.n_head} model")
+            by_layer.setdefault(layer, []).append(head)
+
+        def zero(heads_here):
+            def fn(z):
+                z = z.clone()
+                z[:, :, heads_here] = 0
+                return z
+            return fn
+        return {f"blocks.{layer}.attn.hook_z": zero(sorted(hs)) for layer, hs in by_layer.items()}
+
+    @torch.inference_mode()
+    def trace(self, text_or_ids: str | Sequence[int], capture: CaptureSpec = True,
+              ablate: Iterable[tuple[int, int]] = ()) -> Trace:
+        """One forward pass over the prompt; the trace holds every selected capture plus the logits."""
+        ids = self.encode(text_or_ids)
+        idx = torch.tensor([ids], device=self.device)
+        with self.lock, Recorder(self.model, capture, self.head_ablation(ablate)) as recorder:
+            logits, _ = self.model(idx)
+        recorder.captures["logits"] = logits
+        return Trace.from_recorder(recorder, ids, self.tokenizer.tokens(ids), self.config)
+
+    def generate(self, prompt_or_ids, **settings):
+        """Stream new tokens one step at a time; see `model_runtime.generate.Generation`."""
+        from .generate import Generation
+        return Generation(self, prompt_or_ids, **settings)
+
+    def __repr__(self) -> str:
+        return (f"GPT2Runtime({self.config.name}, {self.config.n_params / 1e6:.0f}M params, device={self.device}, "
+                f"pretrained={self.pretrained})")
+
+
+def load_gpt2(source: str = "gpt2", device: str | torch.device = "auto", dtype: str = "float32",
+              fallback: bool = True) -> GPT2Runtime:
+    """Load a GPT-2-family model from a hub id ("gpt2", "openai-community/gpt2-medium"), a folder with
+    config.json + weights, or one .safetensors file.
+
+    If a hub id cannot be had (not cached, no network) and `fallback` is true, the model gets untrained GPT-2
+    weights instead: `pretrained` is False and `message` says how to fetch the real ones."""
+    device = resolve_device(device)
+    try:
+        config, state, origin = load_checkpoint(source)
+        with torch.device("meta"):  # no random init, no second copy: the checkpoint's tensors are used as-is
+            model = GPT(config)
+        model.load_state_dict(state, strict=True, assign=True)
+        pretrained, message = True, f"Loaded {config.name} weights from {origin}."
+    except WeightsUnavailable as why:
+        if not fallback:
+            raise
+        config = family_config(source)
+        model = GPT(config).init_untrained()
+        pretrained, origin = False, "untrained"
+        message = (f"Untrained weights: {why}, so every number shown comes from random weights. "
+                   f"Fetch GPT-2 with `{DOWNLOAD_COMMAND}` and restart.")
+    model = model.to(device=device, dtype=DTYPES[dtype])
+    return GPT2Runtime(model, get_tokenizer(), pretrained=pretrained, source=origin, message=message)

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (Debian's Chromium for the browser tests, the Python packages) and runs
+# the whole suite. Safe to run again: installed pieces are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+python3 -m pip install -q -r requirements-dev.txt
+python3 -m pytest "$@"

@@ -1,0 +1,54 @@
+"""Shared fixtures: one full-size random GPT-2 per session (saved the way Hugging Face saves it), tiny ones for
+everything where size does not matter, and the headless-Chromium options for browser tests."""
+import pytest
+import torch
+import transformers
+
+from model_runtime import load_gpt2
+
+TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128, vocab_size=50257)
+
+
+def save_random_hf_gpt2(folder, seed=0, **sizes):
+    """A randomly initialised `transformers` GPT-2 saved with save_pretrained; returns the HF model (eager
+    attention, so `output_attentions` is filled)."""
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(**sizes)
+    config._attn_implementation = "eager"
+    model = transformers.GPT2LMHeadModel(config).eval()
+    model.save_pretrained(folder)
+    return model
+
+
+@pytest.fixture(scope="session")
+def full_hf(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt2-random")
+    return folder, save_random_hf_gpt2(folder)
+
+
+@pytest.fixture(scope="session")
+def full_model(full_hf):
+    return load_gpt2(str(full_hf[0]), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt2-tiny")
+    return folder, save_random_hf_gpt2(folder, seed=1, **TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_hf):
+    return load_gpt2(str(tiny_hf[0]), device="cpu")
+
+
+def pytest_setup_options():
+    """Browser tests (dash_duo) drive Debian's Chromium; nothing is downloaded."""
+    from selenium.webdriver.chrome.options import Options
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    return options
