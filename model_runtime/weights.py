@@ -19,8 +19,6 @@ from .config import FAMILY, HEADS_BY_WIDTH, GPT2Config
 
 DOWNLOAD_COMMAND = "python -m model_runtime.download gpt2"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-# HF's GPT-2 uses Conv1D layers, which store weights as [in, out]; nn.Linear wants [out, in].
-CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 MASK_BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
 
@@ -94,7 +92,7 @@ def infer_config(state: dict[str, torch.Tensor], name: str) -> GPT2Config:
         raise ValueError(f"cannot tell the head count of width {d_model} without a config.json beside the file")
     return GPT2Config(vocab_size=vocab, n_ctx=state["wpe.weight"].shape[0], n_layer=n_layer,
                       n_head=HEADS_BY_WIDTH[d_model], d_model=d_model,
-                      d_mlp=state["h.0.mlp.c_fc.weight"].shape[0], name=name)  # [out, in] once converted
+                      d_mlp=state["h.0.mlp.c_fc.weight"].shape[1], name=name)
 
 
 def convert_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -104,7 +102,7 @@ def convert_hf_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
         key = key.removeprefix("transformer.")
         if MASK_BUFFER.fullmatch(key) or key == "lm_head.weight":
             continue  # causal-mask buffers of old checkpoints; the output head is tied to wte
-        out[key] = tensor.t().contiguous() if key.endswith(CONV1D_WEIGHTS) else tensor
+        out[key] = tensor  # Conv1D weights keep their [in, out] layout: model.Conv1D uses it as is
     return out
 
 
