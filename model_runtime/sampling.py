@@ -130,21 +130,25 @@ class SamplingRecord:
         p = self.probs[self.probs > 0]
         return float(-(p * p.log2()).sum())
 
+    def rank_of(self, token: int) -> int:
+        """Rank by logit: how many tokens have a strictly higher logit (0 = the top token)."""
+        return int((self.logits > self.logits[token]).sum())
+
+    def row(self, token: int) -> dict:
+        """One token's value at every stage."""
+        return {"id": int(token), "logit": float(self.logits[token]), "scaled": float(self.scaled[token]),
+                "prob_before": float(self.probs_before[token]), "kept_top_k": bool(self.kept_top_k[token]),
+                "kept_top_p": bool(self.kept_top_p[token]), "prob": float(self.probs[token]),
+                "rank": self.rank_of(token)}
+
     def top(self, n: int) -> list[dict]:
-        """The n most likely tokens before filtering, with each stage's value (ties broken by id)."""
+        """The n most likely tokens before filtering (ties broken by id), each as `row`."""
         order = torch.sort(self.probs_before, descending=True, stable=True).indices[:n]
-        ranks = self.ranks(order)
-        return [{"id": int(i), "logit": float(self.logits[i]), "scaled": float(self.scaled[i]),
-                 "prob_before": float(self.probs_before[i]), "kept_top_k": bool(self.kept_top_k[i]),
-                 "kept_top_p": bool(self.kept_top_p[i]), "prob": float(self.probs[i]), "rank": r}
-                for i, r in zip(order.tolist(), ranks)]
+        return [self.row(i) for i in order.tolist()]
 
-    def ranks(self, ids: torch.Tensor) -> list[int]:
-        """Rank by logit of each id: how many tokens have a strictly higher logit."""
-        return [int((self.logits > self.logits[i]).sum()) for i in ids.tolist()]
-
-    def with_draw(self, generator: torch.Generator | None) -> "SamplingRecord":
-        return draw(self, generator)
+    def with_token(self, token: int) -> "SamplingRecord":
+        """The record with `token` as the drawn one (e.g. the token a generation actually drew)."""
+        return replace(self, token=int(token), rank=self.rank_of(token))
 
 
 def sampling_record(logits: torch.Tensor, params: SamplingParams, previous_ids=None) -> SamplingRecord:
@@ -194,4 +198,4 @@ def draw(record: SamplingRecord, generator: torch.Generator | None = None) -> Sa
         token = int(record.probs.argmax())
     else:
         token = int(torch.multinomial(record.probs, 1, generator=generator))
-    return replace(record, token=token, rank=record.ranks(torch.tensor([token]))[0])
+    return record.with_token(token)
