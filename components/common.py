@@ -1,0 +1,69 @@
+"""Small pieces every view uses: token labels for axes, the explanation block, figure styling, graph config."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from dash import dcc, html
+
+FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+# Diverging scale for signed values (activations, embeddings), sequential for probabilities.
+DIVERGING = "RdBu_r"
+SEQUENTIAL = "Blues"
+MASKED_COLOR = "#d9d9d9"  # attention cells a token may not look at (the causal mask)
+HIGHLIGHT = "#e4572e"
+
+# Plotly's toolbar: PNG download at 2x for projectors and slides; no logo.
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2},
+                "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
+
+
+def token_texts(tokens: Sequence) -> list[str]:
+    """Display text of each token (visible spaces, byte pieces), from `model_runtime.tokenizer.Token`s or
+    dicts with a "text" key."""
+    return [t["text"] if isinstance(t, dict) else t.text for t in tokens]
+
+
+def axis_labels(tokens: Sequence) -> list[str]:
+    """Unique axis labels "position:text": Plotly merges equal category labels, and prompts repeat tokens."""
+    return [f"{i}:{text}" for i, text in enumerate(token_texts(tokens))]
+
+
+def thin_ticks(labels: list[str], max_ticks: int = 40) -> dict:
+    """Axis ticks for long prompts: every k-th label, so they never overlap."""
+    step = max(1, -(-len(labels) // max_ticks))
+    return dict(tickmode="array", tickvals=labels[::step], ticktext=labels[::step])
+
+
+def valid_index(index, size: int) -> bool:
+    """A block, head or position index as sent by the page (or by hand): an int in range, nothing else."""
+    return isinstance(index, int) and not isinstance(index, bool) and 0 <= index < size
+
+
+def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=50 if title else 20, b=50),
+                      paper_bgcolor="white", plot_bgcolor="white", height=height)
+    return fig
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty figure that says why it is empty (no prompt yet, a bad input), instead of blank axes."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, showarrow=False, font=dict(size=16, color="#555"), x=0.5, y=0.5,
+                       xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return style(fig, height=220)
+
+
+def graph(graph_id: str, **kwargs) -> dcc.Graph:
+    """A dcc.Graph with the shared toolbar config and a loading spinner."""
+    return dcc.Loading(dcc.Graph(id=graph_id, config=GRAPH_CONFIG, **kwargs), type="dot", delay_show=300)
+
+
+def explanation(text: str, equation: str | None = None) -> html.Div:
+    """A short plain-language explanation and its equation, typeset by MathJax (`$$...$$`)."""
+    children = [dcc.Markdown(text, className="explain-text")]
+    if equation:
+        children.append(dcc.Markdown(f"$$\n{equation}\n$$", mathjax=True, className="explain-equation"))
+    return html.Div(children, className="explain")

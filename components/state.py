@@ -1,0 +1,160 @@
+"""Where the views get their data: the model (loaded once per process, after a server forks) and a bounded
+cache of traces keyed by token ids. Views never run the model themselves; they ask for `trace_for(ids)`."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from model_runtime import GPT2Runtime, Trace, load_gpt2
+from model_runtime.tokenizer import without_lone_surrogates
+from model_runtime.trace import hook_point_names
+
+# The app keeps everything except raw and scaled scores: both are q.k per head (one matmul for the head on
+# screen), and at 1,024 tokens each would add 600 MB to a cached trace.
+SKIPPED_CAPTURES = ("attn.hook_raw_scores", "attn.hook_attn_scores")
+
+MAX_PROMPT_CHARS = 200_000  # beyond this the text is refused before tokenizing
+
+
+class ModelHolder:
+    """Loads the model in a background thread so the page can show a loading state meanwhile."""
+
+    def __init__(self):
+        self.settings = {"source": "gpt2", "device": "auto", "dtype": "float32"}
+        self._runtime: GPT2Runtime | None = None
+        self._error: str | None = None
+        self._ready = threading.Event()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def configure(self, **settings) -> None:
+        self.settings.update(settings)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._load, name="load-gpt2", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            print(f"Loading {self.settings['source']} on {self.settings['device']}...", flush=True)
+            runtime = load_gpt2(**self.settings)
+            if self._runtime is None:  # a model handed over with set() meanwhile wins
+                self._runtime = runtime
+            print(f"Ready: {runtime!r}. {runtime.message}", flush=True)
+        except Exception as error:  # shown on the page; the server keeps answering
+            self._error = f"The model could not be loaded: {error}"
+            print(self._error, flush=True)
+        finally:
+            self._ready.set()
+
+    def set(self, runtime: GPT2Runtime) -> None:
+        """Use an already loaded model (tests, notebooks)."""
+        self._runtime, self._error, self._started = runtime, None, True
+        self._ready.set()
+        traces.clear()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def get(self, timeout: float = 300) -> GPT2Runtime:
+        self.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("The model is still loading; try again in a moment.")
+        if self._runtime is None:
+            raise RuntimeError(self._error or "The model is not loaded.")
+        return self._runtime
+
+
+class TraceCache:
+    """Recently used traces, bounded by count, total bytes (a 1,024-token trace is about 1.3 GB) and age.
+
+    A new prompt fires several view callbacks at once; the first computes the trace and the others wait for
+    it, so each prompt costs one forward pass."""
+
+    def __init__(self, max_bytes: int = 2 * 1024**3, max_items: int = 32, max_age_s: float = 3600):
+        self.max_bytes, self.max_items, self.max_age_s = max_bytes, max_items, max_age_s
+        self._items: OrderedDict[tuple[int, ...], tuple[float, Trace]] = OrderedDict()
+        self._pending: dict[tuple[int, ...], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, key) -> Trace | None:
+        item = self._items.get(key)
+        if item is None or time.monotonic() - item[0] > self.max_age_s:
+            self._items.pop(key, None)
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def get(self, ids: Sequence[int]) -> Trace:
+        key = tuple(ids)
+        with self._lock:
+            trace = self._cached(key)
+            if trace is not None:
+                return trace
+            pending = self._pending.setdefault(key, threading.Lock())
+        with pending:  # one computation per key; later callers find it cached
+            with self._lock:
+                trace = self._cached(key)
+            if trace is None:
+                runtime = model.get()
+                capture = [n for n in hook_point_names(runtime.model) if not n.endswith(SKIPPED_CAPTURES)]
+                trace = runtime.trace(list(key), capture=capture)
+                with self._lock:
+                    self._items[key] = (time.monotonic(), trace)
+                    self._evict()
+        with self._lock:
+            self._pending.pop(key, None)
+        return trace
+
+    def _evict(self) -> None:
+        while len(self._items) > 1 and (len(self._items) > self.max_items or
+                                        sum(t.nbytes for _, t in self._items.values()) > self.max_bytes):
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+model = ModelHolder()
+traces = TraceCache()
+
+
+def trace_for(ids: Sequence[int]) -> Trace:
+    return traces.get(ids)
+
+
+def prompt_to_sequence(text: str) -> tuple[dict | None, str | None]:
+    """The `sequence` store for a prompt ({"ids", "n_prompt", "label", "prompt"}), and a message for the page
+    (None when all is well).
+
+    Long prompts keep their last n_ctx tokens (the model can only read that many) and say so."""
+    if not isinstance(text, str):
+        return None, "The prompt must be text."
+    if len(text) > MAX_PROMPT_CHARS:
+        return None, f"The prompt is {len(text):,} characters long; paste at most {MAX_PROMPT_CHARS:,}."
+    if not text.strip():
+        return None, "The prompt is empty: type some text, or pick an example."
+    text = without_lone_surrogates(text)  # JSON (and so the page) cannot carry lone surrogates back
+    runtime = model.get()
+    ids = runtime.tokenizer.encode(text)
+    n_ctx = runtime.config.n_ctx
+    message = None
+    if len(ids) > n_ctx:
+        message = (f"The prompt is {len(ids):,} tokens; {runtime.config.name} reads at most {n_ctx:,}, "
+                   f"so only the last {n_ctx:,} tokens are used.")
+        ids = ids[-n_ctx:]
+    return {"ids": ids, "n_prompt": len(ids), "label": "prompt", "prompt": text}, message
