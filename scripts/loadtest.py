@@ -1,0 +1,173 @@
+"""A class of students at once: starts the app under gunicorn on loopback and simulates users who each type new
+prompts, move the sampling sliders and generate 20 tokens, for a bounded time and number of requests.
+
+    python scripts/loadtest.py                          # 40 users, 60 s, GPT-2 small (or its untrained stand-in)
+    python scripts/loadtest.py --users 10 --seconds 10 --model /path/to/small/model
+
+Prints p50 / p95 latency per kind of request, errors, and the server's memory at start and end, then one
+JSON line. Only 127.0.0.1 is ever contacted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.dash_client import DashClient  # noqa: E402
+from components import generation, ids, output  # noqa: E402
+
+PROMPTS = ["The capital of France is", "Data visualization empowers users to", "My favourite animal is the",
+           "In the beginning", "The best way to learn is", "Once upon a time there was a", "1, 2, 3, 4,",
+           "The weather today is", "<script>alert(1)</script>", "日本語のテキスト", "    ", "😀 emoji time"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_memory_mb(pid: int) -> float:
+    """Resident memory of gunicorn's master and workers together."""
+    try:
+        master = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [master, *master.children(recursive=True)]) / 2**20
+    except psutil.NoSuchProcess:
+        return float("nan")
+
+
+def start_server(model: str, workers: int, threads: int, port: int) -> subprocess.Popen:
+    env = {**os.environ, "INSIDE_GPT2_MODEL": model, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", "app:server", "--workers", str(workers),
+                             "--threads", str(threads), "--timeout", "120", "--bind", f"127.0.0.1:{port}"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_ready(url: str, deadline: float) -> DashClient:
+    """Until every worker has its model: a prompt answers, several times in a row."""
+    while time.monotonic() < deadline:
+        try:
+            client = DashClient(base_url=url, timeout=60)
+            if all(new_prompt(client, "warm up")[0] for _ in range(4)):
+                return client
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError("the server did not come up in time")
+
+
+def new_prompt(client: DashClient, text: str) -> tuple[bool, dict | None]:
+    r = client.call(f"{ids.SEQUENCE}.data", {f"{ids.RUN}.n_clicks": 1}, {f"{ids.PROMPT}.value": text},
+                    changed=f"{ids.RUN}.n_clicks")
+    return r.status in (200, 204), r.value(ids.SEQUENCE, "data")
+
+
+def slider_move(client: DashClient, sequence: dict, rng: random.Random) -> bool:
+    r = client.call(f"{output.FIGURE}.figure", {
+        f"{ids.SEQUENCE}.data": sequence, f"{ids.VIEW}.value": output.TAB,
+        f"{ids.TEMPERATURE}.value": round(rng.uniform(0, 2), 2), f"{ids.TOP_K}.value": rng.choice([0, 5, 40, 100]),
+        f"{ids.TOP_P}.value": round(rng.uniform(0.05, 1), 2), f"{ids.SEED}.value": rng.randrange(1000),
+        f"{ids.TOP_N}.value": 20}, changed=f"{ids.TEMPERATURE}.value")
+    return r.status in (200, 204)
+
+
+def generate(client: DashClient, sequence: dict, rng: random.Random) -> bool:
+    r = client.call(f"{ids.GENERATION}.data", {f"{generation.RUN}.n_clicks": 1}, {
+        f"{ids.SEQUENCE}.data": sequence, f"{generation.N_TOKENS}.value": 20, f"{generation.CACHE}.value": ["on"],
+        f"{ids.TEMPERATURE}.value": 0.8, f"{ids.TOP_K}.value": 40, f"{ids.TOP_P}.value": 0.95,
+        f"{ids.SEED}.value": rng.randrange(1000)}, changed=f"{generation.RUN}.n_clicks")
+    return r.status in (200, 204) and r.value(ids.GENERATION, "data") is not None
+
+
+def student(client: DashClient, seed: int, stop_at: float, max_requests: int, results: dict, lock) -> None:
+    rng = random.Random(seed)
+    done, sequence = 0, None
+    while time.monotonic() < stop_at and done < max_requests:
+        roll = rng.random()
+        kind = "new prompt" if sequence is None or roll < 0.3 else ("generate 20" if roll > 0.9 else "slider")
+        t0 = time.perf_counter()
+        try:
+            if kind == "new prompt":
+                ok, new = new_prompt(client, rng.choice(PROMPTS) + f" {rng.randrange(10**6)}")
+                sequence = new or sequence
+            elif kind == "slider":
+                ok = slider_move(client, sequence, rng)
+            else:
+                ok = generate(client, sequence, rng)
+        except OSError:
+            ok = False
+        with lock:
+            results.setdefault(kind, []).append((time.perf_counter() - t0, ok))
+        done += 1
+        time.sleep(rng.uniform(0.2, 1.0))  # a student reads before the next click
+
+
+def run(users: int, seconds: float, model: str, workers: int, threads: int, max_requests: int) -> dict:
+    port = free_port()
+    server = start_server(model, workers, threads, port)
+    try:
+        client = wait_ready(f"http://127.0.0.1:{port}", time.monotonic() + 300)
+        memory_start = server_memory_mb(server.pid)
+        results, lock = {}, threading.Lock()
+        stop_at = time.monotonic() + seconds
+        crowd = [threading.Thread(target=student, args=(client, i, stop_at, max_requests, results, lock))
+                 for i in range(users)]
+        for t in crowd:
+            t.start()
+        for t in crowd:
+            t.join(timeout=seconds + 180)
+        memory_end = server_memory_mb(server.pid)
+        still_answers = new_prompt(client, "still there?")[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    rows = {}
+    for kind, samples in sorted(results.items()):
+        latencies = sorted(s for s, _ in samples)
+        rows[kind] = {"count": len(samples), "errors": sum(not ok for _, ok in samples),
+                      "p50_ms": round(1000 * statistics.median(latencies), 1),
+                      "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1)}
+    every = sorted(s for samples in results.values() for s, _ in samples)
+    return {"users": users, "seconds": seconds, "workers": workers, "threads": threads, "requests": len(every),
+            "errors": sum(r["errors"] for r in rows.values()), "by_kind": rows,
+            "p50_ms": round(1000 * statistics.median(every), 1) if every else None,
+            "p95_ms": round(1000 * every[min(len(every) - 1, int(0.95 * len(every)))], 1) if every else None,
+            "memory_start_mb": round(memory_start), "memory_end_mb": round(memory_end),
+            "memory_growth": round(memory_end / memory_start - 1, 3), "answers_after": still_answers}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--model", default="gpt2")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--max-requests", type=int, default=200, help="per user")
+    args = parser.parse_args()
+    report = run(args.users, args.seconds, args.model, args.workers, args.threads, args.max_requests)
+    print(f"{report['users']} users for {report['seconds']:.0f} s, {report['workers']} workers × "
+          f"{report['threads']} threads: {report['requests']} requests, {report['errors']} errors")
+    for kind, row in report["by_kind"].items():
+        print(f"  {kind:<12} n={row['count']:<5} p50 {row['p50_ms']:8.1f} ms   p95 {row['p95_ms']:8.1f} ms   "
+              f"errors {row['errors']}")
+    print(f"  all          p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms; server memory "
+          f"{report['memory_start_mb']} MB → {report['memory_end_mb']} MB ({100 * report['memory_growth']:+.1f}%)")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
