@@ -6,6 +6,7 @@ RUN = "run"                        # button: run the prompt
 EXAMPLES = "examples"              # example-prompt chooser
 PROMPT_MESSAGE = "prompt-message"  # html.Div: clear messages about the prompt (empty, trimmed, ...)
 BANNER = "model-banner"            # untrained-weights banner
+APP_ERROR = "app-error"            # html.Div: a request that failed, in words (set by app.report_error)
 
 # Shared state (dcc.Store)
 SEQUENCE = "sequence"      # {"ids": [int], "n_prompt": int, "label": str} - the sequence every view shows

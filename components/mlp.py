@@ -1,0 +1,123 @@
+"""MLP view: expansion to 3,072 neurons, the GELU, the most active neurons, and the contraction back to 768."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
+from plotly.subplots import make_subplots
+
+from . import ids, state
+from .common import DIVERGING, HIGHLIGHT, axis_labels, explanation, graph, message_figure, style, thin_ticks, \
+    valid_index
+
+SHOWN_NEURONS = 256  # the heatmaps show the most active neurons; all 3,072 would be 12 KB per token per map
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """GPT-2's GELU (tanh approximation, "gelu_new")."""
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def most_active_neurons(post: np.ndarray, n: int = SHOWN_NEURONS) -> np.ndarray:
+    """Indices of the n neurons with the largest |activation| over all tokens, in index order."""
+    n = min(n, post.shape[1])
+    return np.sort(np.argsort(-np.abs(post).max(0), kind="stable")[:n])
+
+
+def activation_heatmap_figure(values: np.ndarray, neurons: np.ndarray, labels: list[str], title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=values[:, neurons].astype(np.float32), x=[str(n) for n in neurons], y=labels,
+                               colorscale=DIVERGING, zmid=0,
+                               hovertemplate="token %{y}<br>neuron %{x}<br>%{z:.4f}<extra></extra>"))
+    fig.update_xaxes(type="category", title="neuron", **thin_ticks([str(n) for n in neurons], 24))
+    fig.update_yaxes(type="category", autorange="reversed", **thin_ticks(labels))
+    return style(fig, title, height=max(260, 16 * len(labels) + 140))
+
+
+def gelu_figure(pre: np.ndarray, token_label: str) -> go.Figure:
+    """The GELU curve, with this token's 3,072 pre-activations marked where they land on it."""
+    lo, hi = float(min(-4.0, pre.min())), float(max(4.0, pre.max()))
+    x = np.linspace(lo, hi, 400, dtype=np.float32)
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=gelu_tanh(x), mode="lines", name="GELU", line=dict(color="#1b2a49", width=3))
+    fig.add_scatter(x=pre.astype(np.float32), y=gelu_tanh(pre).astype(np.float32), mode="markers",
+                    name=f"neurons of {token_label}", marker=dict(size=5, color=HIGHLIGHT, opacity=0.45),
+                    hovertemplate="pre %{x:.3f} → post %{y:.3f}<extra></extra>")
+    fig.update_xaxes(title="before GELU")
+    fig.update_yaxes(title="after GELU")
+    fig.update_layout(legend=dict(orientation="h", y=1.12))
+    return style(fig, "GELU: negative inputs are squashed to about 0, positive ones pass", height=360)
+
+
+def top_neurons_figure(post_row: np.ndarray, token_label: str, n: int = 15) -> go.Figure:
+    order = np.argsort(-post_row, kind="stable")[:n]
+    fig = go.Figure(go.Bar(x=post_row[order].astype(np.float32), y=[f"neuron {i}" for i in order], orientation="h",
+                           marker_color="#3b7dd8", hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(title="activation after GELU")
+    return style(fig, f"Most active neurons for {token_label}", height=380)
+
+
+def contraction_figure(mlp_out: np.ndarray, labels: list[str], position: int) -> go.Figure:
+    """‖MLP output‖ per token, and the selected token's 768-dimensional output vector."""
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.1,
+                        subplot_titles=("‖MLP output‖ per token", f"output vector of {labels[position]} (768)"))
+    fig.add_bar(x=labels, y=np.linalg.norm(mlp_out, axis=1).astype(np.float32), marker_color="#8aa9d6",
+                hovertemplate="%{x}<br>norm %{y:.3f}<extra></extra>", showlegend=False, row=1, col=1)
+    fig.add_scatter(y=mlp_out[position].astype(np.float32), mode="lines", line=dict(color="#1b2a49", width=1),
+                    hovertemplate="dimension %{x}<br>%{y:.4f}<extra></extra>", showlegend=False, row=1, col=2)
+    fig.update_xaxes(type="category", row=1, col=1, **thin_ticks(labels, 20))
+    fig.update_xaxes(title="dimension", row=1, col=2)
+    return style(fig, "Contraction: 3,072 → 768, added to the residual stream", height=340)
+
+
+def section():
+    return [
+        explanation(
+            "After attention, each token goes through the **MLP** on its own: 768 numbers are expanded to 3,072 "
+            "neurons, passed through the **GELU** non-linearity (which mostly switches neurons off or on), and "
+            "contracted back to 768, which are added to the residual stream. Neurons often fire for "
+            "recognisable patterns.",
+            r"\mathrm{MLP}(x) = \mathrm{GELU}(x W_{\text{in}} + b_{\text{in}})\, W_{\text{out}} + b_{\text{out}},"
+            r"\quad \mathrm{GELU}(x) \approx \tfrac{x}{2}\Big(1 + \tanh\big(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\big)\Big)"),
+        html.Div([html.Label("Token", htmlFor="mlp-token"), dcc.Dropdown(id="mlp-token", clearable=False)],
+                 className="inline-control"),
+        graph("mlp-pre"),
+        graph("mlp-post"),
+        graph("mlp-gelu"),
+        graph("mlp-top"),
+        graph("mlp-out"),
+    ]
+
+
+def register(app) -> None:
+    @app.callback(Output("mlp-token", "options"), Output("mlp-token", "value"),
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+    def token_choices(sequence, view):
+        if view != "mlp" or not sequence:
+            raise PreventUpdate
+        labels = axis_labels(state.model.get().tokenizer.tokens(sequence["ids"]))
+        return [{"label": label, "value": i} for i, label in enumerate(labels)], len(labels) - 1
+
+    @app.callback(Output("mlp-pre", "figure"), Output("mlp-post", "figure"), Output("mlp-gelu", "figure"),
+                  Output("mlp-top", "figure"), Output("mlp-out", "figure"),
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input(ids.BLOCK, "value"),
+                  Input("mlp-token", "value"))
+    def show_mlp(sequence, view, layer, position):
+        if view != "mlp" or not sequence:
+            raise PreventUpdate
+        trace = state.trace_for(sequence["ids"])
+        labels = axis_labels(trace.tokens)
+        if not valid_index(layer, trace.config.n_layer):
+            bad = message_figure(f"Choose a block from 1 to {trace.config.n_layer}.")
+            return bad, bad, bad, bad, bad
+        position = position if valid_index(position, len(labels)) else len(labels) - 1
+        pre = trace[f"blocks.{layer}.mlp.hook_pre"].numpy()
+        post = trace[f"blocks.{layer}.mlp.hook_post"].numpy()
+        neurons = most_active_neurons(post)
+        shown = f"{len(neurons)} most active of {post.shape[1]:,} neurons" if len(neurons) < post.shape[1] \
+            else f"all {post.shape[1]:,} neurons"
+        return (activation_heatmap_figure(pre, neurons, labels, f"Block {layer + 1}: before GELU ({shown})"),
+                activation_heatmap_figure(post, neurons, labels, f"Block {layer + 1}: after GELU ({shown})"),
+                gelu_figure(pre[position], labels[position]), top_neurons_figure(post[position], labels[position]),
+                contraction_figure(trace[f"blocks.{layer}.hook_mlp_out"].numpy(), labels, position))

@@ -1,0 +1,127 @@
+"""Residual stream and LayerNorm: how big each token's vector gets block after block, what attention and the
+MLP add, and what a LayerNorm does to one token."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
+from plotly.subplots import make_subplots
+
+from . import ids, state
+from .common import SEQUENTIAL, axis_labels, explanation, graph, message_figure, style, thin_ticks, valid_index
+
+NORMS = {"ln1": ("hook_resid_pre", "ln1"), "ln2": ("hook_resid_mid", "ln2")}
+
+
+def stream_stages(n_layer: int) -> list[tuple[str, str]]:
+    """(label, capture name) for every point of the residual stream, in order."""
+    stages = [("embed", "blocks.0.hook_resid_pre")]
+    for l in range(n_layer):
+        stages += [(f"{l + 1}·attn", f"blocks.{l}.hook_resid_mid"), (f"{l + 1}·mlp", f"blocks.{l}.hook_resid_post")]
+    return stages
+
+
+def stream_norms(trace) -> tuple[list[str], np.ndarray]:
+    """‖residual stream‖ [stages, T] after the embedding and after each attention and MLP."""
+    stages = stream_stages(trace.config.n_layer)
+    return [s for s, _ in stages], np.stack([np.linalg.norm(trace[name].numpy(), axis=1) for _, name in stages])
+
+
+def stream_figure(stage_labels: list[str], norms: np.ndarray, labels: list[str]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=norms.T.astype(np.float32), x=stage_labels, y=labels, colorscale=SEQUENTIAL,
+                               hovertemplate="token %{y}<br>after %{x}<br>‖x‖ = %{z:.2f}<extra></extra>"))
+    fig.update_xaxes(type="category", title="position in the network")
+    fig.update_yaxes(type="category", autorange="reversed", **thin_ticks(labels))
+    return style(fig, "Size of each token's residual-stream vector, block by block",
+                 height=max(280, 18 * len(labels) + 140))
+
+
+def writes_figure(trace, position: int, label: str) -> go.Figure:
+    """‖what attention adds‖ and ‖what the MLP adds‖ in each block, for one token."""
+    L = trace.config.n_layer
+    blocks = [str(l + 1) for l in range(L)]
+    attn = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_attn_out"][position].numpy()) for l in range(L)])
+    mlp = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_mlp_out"][position].numpy()) for l in range(L)])
+    fig = go.Figure()
+    fig.add_bar(x=blocks, y=attn.astype(np.float32), name="‖attention output‖", marker_color="#3b7dd8")
+    fig.add_bar(x=blocks, y=mlp.astype(np.float32), name="‖MLP output‖", marker_color="#e4572e")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
+    fig.update_xaxes(title="block", type="category")
+    return style(fig, f"What each block writes into the stream of {label}", height=320)
+
+
+def layernorm_figure(before: np.ndarray, after: np.ndarray, mean: float, scale: float, title: str) -> go.Figure:
+    """One token's 768 values before and after LayerNorm, each sorted, plus their histograms."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("values, sorted", "distribution"), horizontal_spacing=0.1)
+    for name, values, color in (("before", before, "#8aa9d6"), ("after", after, "#1b2a49")):
+        fig.add_scatter(y=np.sort(values).astype(np.float32), mode="lines", name=name, line=dict(color=color),
+                        row=1, col=1)
+        fig.add_histogram(x=values.astype(np.float32), name=name, marker_color=color, opacity=0.6, nbinsx=60,
+                          showlegend=False, row=1, col=2)
+    fig.add_annotation(text=f"mean μ = {mean:.3f}, scale √(σ²+ε) = {scale:.3f}", xref="paper", yref="paper",
+                       x=0, y=1.18, showarrow=False)
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0.6))
+    return style(fig, title, height=360)
+
+
+def section():
+    return [
+        explanation(
+            "The **residual stream** is each token's running vector: every block reads it (through a LayerNorm) "
+            "and adds what attention and the MLP computed. **LayerNorm** rescales a token's 768 numbers to mean 0 "
+            "and variance 1, then applies learned gains γ and biases β, so each block sees vectors of a "
+            "predictable size even as the stream grows.",
+            r"x_{l}' = x_l + \mathrm{Attn}(\mathrm{LN}_1(x_l)),\quad x_{l+1} = x_l' + \mathrm{MLP}(\mathrm{LN}_2(x_l')),"
+            r"\quad \mathrm{LN}(x) = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} \odot \gamma + \beta"),
+        graph("residual-norms"),
+        html.Div([html.Label("Token", htmlFor="residual-token"), dcc.Dropdown(id="residual-token", clearable=False),
+                  html.Label("LayerNorm", htmlFor="residual-ln"),
+                  dcc.RadioItems(id="residual-ln", value="ln1", inline=True, options=[
+                      {"label": " before attention (ln1)", "value": "ln1"},
+                      {"label": " before the MLP (ln2)", "value": "ln2"},
+                      {"label": " final (ln_final)", "value": "ln_final"}])], className="inline-control"),
+        graph("residual-writes"),
+        graph("residual-layernorm"),
+        html.Div(id="residual-ln-table", className="facts"),
+    ]
+
+
+def register(app) -> None:
+    @app.callback(Output("residual-token", "options"), Output("residual-token", "value"),
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+    def token_choices(sequence, view):
+        if view != "residual" or not sequence:
+            raise PreventUpdate
+        labels = axis_labels(state.model.get().tokenizer.tokens(sequence["ids"]))
+        return [{"label": label, "value": i} for i, label in enumerate(labels)], len(labels) - 1
+
+    @app.callback(Output("residual-norms", "figure"), Output("residual-writes", "figure"),
+                  Output("residual-layernorm", "figure"), Output("residual-ln-table", "children"),
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input(ids.BLOCK, "value"),
+                  Input("residual-token", "value"), Input("residual-ln", "value"))
+    def show_residual(sequence, view, layer, position, which):
+        if view != "residual" or not sequence:
+            raise PreventUpdate
+        trace = state.trace_for(sequence["ids"])
+        cfg = trace.config
+        labels = axis_labels(trace.tokens)
+        if not valid_index(layer, cfg.n_layer):
+            bad = message_figure(f"Choose a block from 1 to {cfg.n_layer}.")
+            return bad, bad, bad, ""
+        position = position if valid_index(position, len(labels)) else len(labels) - 1
+        if which == "ln_final":
+            before_name, prefix, where = f"blocks.{cfg.n_layer - 1}.hook_resid_post", "ln_final", "the final LayerNorm"
+        else:
+            stream, ln = NORMS.get(which, NORMS["ln1"])
+            before_name, prefix = f"blocks.{layer}.{stream}", f"blocks.{layer}.{ln}"
+            where = f"block {layer + 1}'s {'first' if ln == 'ln1' else 'second'} LayerNorm"
+        mean, scale = trace[f"{prefix}.hook_mean"][:, 0].numpy(), trace[f"{prefix}.hook_scale"][:, 0].numpy()
+        ln_fig = layernorm_figure(trace[before_name][position].numpy(), trace[f"{prefix}.hook_normalized"][position].numpy(),
+                                  float(mean[position]), float(scale[position]), f"{where}, token {labels[position]}")
+        table = html.Table([html.Thead(html.Tr([html.Th("token"), html.Th("mean μ"), html.Th("scale √(σ²+ε)")]))] +
+                           [html.Tbody([html.Tr([html.Td(labels[i]), html.Td(f"{mean[i]:.4f}"), html.Td(f"{scale[i]:.4f}")])
+                                        for i in range(len(labels))])], className="terms")
+        stage_labels, norms = stream_norms(trace)
+        return (stream_figure(stage_labels, norms, labels), writes_figure(trace, position, labels[position]), ln_fig,
+                table)
