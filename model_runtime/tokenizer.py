@@ -1,27 +1,40 @@
 """GPT-2's byte-level BPE, offline: `tiktoken` does the merging, over the ranks shipped in assets/.
 
-Display form of a token (`Token.text`), so a class can read what the model reads:
-- a space is shown as "␣", a newline as "↵", a tab as "⇥", a carriage return as "⏎";
-- other control characters (and NUL) as escapes like "\\x00";
-- bytes that do not form complete UTF-8 characters within the token (a token may hold half an emoji) as
-  "<0xF0>" pieces, never as the replacement character;
-- "<|endoftext|>" as is.
+`Token.text` is a display form, so a class can read what the model reads. Rules, applied per character of the
+token's bytes, in this order:
+- a space (U+0020) is shown as "␣", a newline as "↵", a tab as "⇥";
+- other characters that are invisible or that would reorder or break the line around them are shown as Python-style
+  escapes: control characters (Cc: NUL, "\\r", DEL, ...) as "\\x00", "\\x0d"; format characters (Cf: zero-width
+  joiner, right-to-left marks, ...), line/paragraph separators and spaces other than U+0020 as "\\u200d", "\\xa0",
+  "\\U000e0067" (the shortest of \\xNN, \\uNNNN, \\UNNNNNNNN that fits); so is a real U+FFFD in the text (GPT-2 has
+  tokens for it, from mangled training data), as "\\ufffd", so that "�" never appears in a display form;
+- bytes that do not form a complete UTF-8 character within the token (a token may hold the first two bytes of an
+  emoji) are shown one by one as "<0xF0><0x9F>" (upper-case hex), never as the replacement character U+FFFD;
+- everything else as is; "<|endoftext|>" (id 50256) therefore reads "<|endoftext|>".
+The form is for reading, not for parsing back (a literal "\\x00" or "<0xF0>" in the text looks the same);
+`Token.bytes` is exact.
 """
 from __future__ import annotations
 
+import base64
 import functools
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe
 
-RANKS_FILE = Path(__file__).parent / "assets" / "gpt2.tiktoken"  # MIT, from openai-whisper's sdist
+RANKS_FILE = Path(__file__).parent / "assets" / "gpt2.tiktoken"  # MIT, from openai-whisper's sdist; rank == GPT-2 id
 EOT = "<|endoftext|>"
 EOT_ID = 50256
-# GPT-2's pre-tokenizer: contractions, letters, digits, other symbols, each with an optional leading space.
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "⏎"}
+N_VOCAB = 50257
+try:  # tiktoken's own spelling of GPT-2's pre-tokenizer (possessive quantifiers, same splits, faster)
+    from tiktoken_ext.openai_public import r50k_pat_str as GPT2_PATTERN
+except ImportError:  # GPT-2's original: contractions, letters, digits, other symbols (optional leading space), spaces
+    GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
+ESCAPED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Zs"}  # Zs minus " ", which is in VISIBLE
 
 
 @dataclass(frozen=True)
@@ -31,8 +44,13 @@ class Token:
     text: str  # readable display form (see the module docstring)
 
 
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def display_text(data: bytes) -> str:
-    """Readable form of a token's bytes: complete characters as text (spaces made visible), stray bytes as <0xNN>."""
+    """Readable form of a token's bytes (rules in the module docstring)."""
     out, i = [], 0
     while i < len(data):
         for size in (1, 2, 3, 4):  # the shortest prefix that decodes is one whole character
@@ -41,18 +59,24 @@ def display_text(data: bytes) -> str:
                 break
             except UnicodeDecodeError:
                 continue
-        else:
+        else:  # a stray byte: part of a character split across tokens, or not UTF-8 at all
             out.append(f"<0x{data[i]:02X}>")
             i += 1
             continue
-        out.append(VISIBLE.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 32 or ord(char) == 127 else char))
+        if char in VISIBLE:
+            out.append(VISIBLE[char])
+        elif char == "\ufffd" or unicodedata.category(char) in ESCAPED_CATEGORIES:
+            out.append(_escape(char))
+        else:
+            out.append(char)
         i += size
     return "".join(out)
 
 
 def without_lone_surrogates(text: str) -> str:
-    """A Python str may hold surrogates (e.g. JSON from a browser): pairs are joined into their character,
-    lone ones have no UTF-8 form and become U+FFFD, as any UTF-8 encoder writes them."""
+    """A Python str may hold surrogates (e.g. JSON from a browser, or a file read with surrogateescape): pairs are
+    joined into their character, lone ones have no UTF-8 form and become U+FFFD, as any UTF-8 encoder writes them.
+    So encode never raises, and such text round-trips only up to that replacement."""
     try:
         text.encode("utf-8")
         return text
@@ -60,35 +84,58 @@ def without_lone_surrogates(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+@functools.cache
+def _encoding() -> tiktoken.Encoding:
+    # The ranks file is parsed here rather than with tiktoken.load.load_tiktoken_bpe: that one keeps a copy in a
+    # shared temp cache keyed by the path, and would silently prefer a stale copy over an updated asset.
+    ranks = {}
+    for line in RANKS_FILE.read_bytes().splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                             special_tokens={EOT: EOT_ID}, explicit_n_vocab=N_VOCAB)
+
+
 class GPT2Tokenizer:
+    """Cheap to create: the BPE tables are loaded once per process and shared."""
+
+    vocab_size = N_VOCAB
+    eot_id = EOT_ID
+
     def __init__(self):
-        self.encoding = tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN,
-                                          mergeable_ranks=load_tiktoken_bpe(str(RANKS_FILE)),
-                                          special_tokens={EOT: EOT_ID}, explicit_n_vocab=50257)
-        self.vocab_size = self.encoding.n_vocab
-        self.eot_id = EOT_ID
+        self.encoding = _encoding()
 
     def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        """With allow_special, "<|endoftext|>" in the text becomes EOT_ID; without, it is spelled out as text."""
         text = without_lone_surrogates(text)
         if allow_special:
             return self.encoding.encode(text, allowed_special={EOT})
         return self.encoding.encode(text, disallowed_special=())
 
     def decode_bytes(self, ids) -> bytes:
-        return self.encoding.decode_bytes([int(i) for i in ids])
+        return self.encoding.decode_bytes([self._check(i) for i in ids])
 
     def decode(self, ids) -> str:
+        """A character cut off by the end of `ids` (or any other broken UTF-8) reads as U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     def token_bytes(self, id: int) -> bytes:
-        return self.encoding.decode_single_token_bytes(int(id))
+        return self.encoding.decode_single_token_bytes(self._check(id))
 
     def token(self, id: int) -> Token:
         data = self.token_bytes(id)
-        return Token(int(id), data, EOT if id == EOT_ID else display_text(data))
+        return Token(int(id), data, display_text(data))
 
     def tokens(self, ids) -> list[Token]:
         return [self.token(i) for i in ids]
+
+    def _check(self, id) -> int:
+        # tiktoken answers a bad id with KeyError or OverflowError; one clear error is easier to handle.
+        id = int(id)  # also takes numpy / 0-d torch integers
+        if not 0 <= id < N_VOCAB:
+            raise ValueError(f"token id {id} is outside GPT-2's vocabulary (0..{N_VOCAB - 1})")
+        return id
 
 
 @functools.cache
