@@ -32,6 +32,7 @@ def create_app(runtime=None) -> Dash:
     process, from the settings given to `state.model.configure`."""
     app = Dash(__name__, title="Inside GPT-2", compress=True, update_title=None, on_error=report_error,
                meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
+    state.views_cache.init_app(app.server, config=state.cache_config())
     app.layout = layout.page
     layout.register(app)
     for _, _, module in VIEWS:

@@ -196,6 +196,7 @@ def register(app) -> None:
                   Output("headview-focus", "options"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input(ids.BLOCK, "value"),
                   Input(ids.HEAD, "value"))
+    @state.memoized
     def show_head(sequence, view, layer, head):
         if view != "attention" or not sequence:
             raise PreventUpdate
@@ -223,6 +224,7 @@ def register(app) -> None:
     @app.callback(Output("attention-headview", "figure"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input(ids.BLOCK, "value"),
                   Input(ids.HEAD, "value"), Input("headview-heads", "value"), Input("headview-focus", "value"))
+    @state.memoized
     def show_head_view(sequence, view, layer, head, heads, focus):
         if view != "attention" or not sequence:
             raise PreventUpdate

@@ -62,6 +62,7 @@ def register(app) -> None:
     @app.callback(Output("embedding-heatmap", "figure"), Output("embedding-norms", "figure"),
                   Output("embedding-facts", "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("embedding-part", "value"))
+    @state.memoized
     def show_embeddings(sequence, view, part):
         if view != "embeddings" or not sequence:
             raise PreventUpdate

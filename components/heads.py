@@ -118,6 +118,7 @@ def section():
 def register(app) -> None:
     @app.callback(Output("heads-grid", "figure"), Output("heads-statistic-map", "figure"), Output("heads-table", "data"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("heads-statistic", "value"))
+    @state.memoized
     def show_heads(sequence, view, statistic):
         if view != "heads" or not sequence:
             raise PreventUpdate

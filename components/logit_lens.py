@@ -64,6 +64,7 @@ def section():
 def register(app) -> None:
     @app.callback(Output("lens-table", "figure"), Output("lens-note", "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+    @state.memoized
     def show_lens(sequence, view):
         if view != "logit-lens" or not sequence:
             raise PreventUpdate

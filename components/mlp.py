@@ -103,6 +103,7 @@ def register(app) -> None:
                   Output("mlp-top", "figure"), Output("mlp-out", "figure"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input(ids.BLOCK, "value"),
                   Input("mlp-token", "value"))
+    @state.memoized
     def show_mlp(sequence, view, layer, position):
         if view != "mlp" or not sequence:
             raise PreventUpdate

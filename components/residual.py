@@ -100,6 +100,7 @@ def register(app) -> None:
                   Output("residual-layernorm", "figure"), Output("residual-ln-table", "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input(ids.BLOCK, "value"),
                   Input("residual-token", "value"), Input("residual-ln", "value"))
+    @state.memoized
     def show_residual(sequence, view, layer, position, which):
         if view != "residual" or not sequence:
             raise PreventUpdate

@@ -2,10 +2,17 @@
 cache of traces keyed by token ids. Views never run the model themselves; they ask for `trace_for(ids)`."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
+
+from flask_caching import Cache
 
 from model_runtime import GPT2Runtime, Trace, load_gpt2
 from model_runtime.tokenizer import without_lone_surrogates
@@ -130,7 +137,54 @@ class TraceCache:
 
 
 model = ModelHolder()
-traces = TraceCache()
+traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "1024")) * 2**20)
+# Finished view results (figures) shared by every worker: a class opening the teacher's link asks for the same
+# prompt and settings again and again. Redis when CACHE_REDIS_URL is set, else files in a temporary folder.
+views_cache = Cache()
+
+
+def cache_config() -> dict:
+    config = {"CACHE_DEFAULT_TIMEOUT": 3600}
+    if os.environ.get("CACHE_REDIS_URL"):
+        return {**config, "CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": os.environ["CACHE_REDIS_URL"]}
+    folder = os.environ.get("INSIDE_GPT2_CACHE_DIR", os.path.join(tempfile.gettempdir(), "inside-gpt2-views"))
+    return {**config, "CACHE_TYPE": "FileSystemCache", "CACHE_DIR": folder, "CACHE_THRESHOLD": 2000}
+
+
+def memoized(callback):
+    """Cache a view callback's result by its arguments and the loaded model (its weights' origin), so any
+    worker answers a repeated request from the cache. Only for callbacks that are pure functions of their
+    inputs (not ones that read which input triggered them)."""
+    @functools.wraps(callback)
+    def wrapper(*args):
+        return _memoized_call(callback.__module__ + "." + callback.__qualname__, model_key(), args)
+
+    _callbacks[callback.__module__ + "." + callback.__qualname__] = callback
+    return wrapper
+
+
+_callbacks: dict = {}
+
+
+@views_cache.memoize()
+def _memoized_call(name, _model, args):
+    return _callbacks[name](*args)
+
+
+def _code_version() -> str:
+    """Cached results are only valid for the code that made them."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha1()
+    for path in sorted([*root.glob("components/*.py"), *root.glob("model_runtime/*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+CODE_VERSION = _code_version()
+
+
+def model_key() -> str:
+    return f"{CODE_VERSION}|{model.get().fingerprint}"
 
 
 def trace_for(ids: Sequence[int]) -> Trace:

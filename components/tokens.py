@@ -39,6 +39,7 @@ def section():
 def register(app) -> None:
     @app.callback(Output("token-chips", "children"), Output("token-summary", "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+    @state.memoized
     def show_tokens(sequence, view):
         if view != "tokens" or not sequence:
             raise PreventUpdate

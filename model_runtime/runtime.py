@@ -1,6 +1,8 @@
 """`load_gpt2` and the object it returns: tokenizer + model + device, with `trace` and `generate`."""
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -40,6 +42,14 @@ class GPT2Runtime:
         self.source = source      # where the weights came from
         self.message = message    # one line for people: what was loaded, or why the weights are untrained
         self.lock = threading.RLock()
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Identifies the weights (not the object): equal for every process that loaded the same model."""
+        digest = hashlib.sha1(repr(self.config).encode() + str(self.dtype).encode())
+        for tensor in (self.model.wte.weight[:2], self.model.h[-1].mlp.c_proj.weight[:2], self.model.ln_f.bias):
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def device(self) -> torch.device:

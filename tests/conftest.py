@@ -1,10 +1,16 @@
 """Shared fixtures: one full-size random GPT-2 per session (saved the way Hugging Face saves it), tiny ones for
 everything where size does not matter, and the headless-Chromium options for browser tests."""
+import os
+import tempfile
+
 import pytest
 import torch
 import transformers
 
 from model_runtime import load_gpt2
+
+# Views' result cache: a fresh folder per test session (components.state reads this when the app is made).
+os.environ["INSIDE_GPT2_CACHE_DIR"] = tempfile.mkdtemp(prefix="inside-gpt2-test-cache-")
 
 TINY = dict(n_layer=2, n_head=4, n_embd=64, n_positions=128, vocab_size=50257)
 
