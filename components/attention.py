@@ -87,8 +87,9 @@ def scores_figure(arrays: dict, labels: list[str], title: str) -> go.Figure:
     fig.update_xaxes(type="category", tickangle=-60, **thin_ticks(labels))
     for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4"):
         fig.layout[axis].update(showgrid=False)
+    style(fig, title, height=max(520, 28 * len(labels) + 200))
     fig.update_layout(plot_bgcolor=MASKED_COLOR)  # masked (NaN) cells show the background: grey
-    return style(fig, title, height=max(520, 28 * len(labels) + 200))
+    return fig
 
 
 def output_figure(z: np.ndarray, labels: list[str]) -> go.Figure:
@@ -230,7 +231,7 @@ def register(app) -> None:
                                        trace[f"blocks.{layer}.hook_attn_out"][start:].numpy(), labels, head)
         head_options = [{"label": f"head {h + 1}", "value": h} for h in range(cfg.n_head)]
         focus_options = [{"label": label, "value": i} for i, label in enumerate(all_labels)]
-        return (name.capitalize(), scores_figure(arrays, labels, f"Scores and pattern: {name}"),
+        return (name[0].upper() + name[1:], scores_figure(arrays, labels, f"Scores and pattern: {name}"),
                 qkv_figure(arrays["q"], arrays["k"], arrays["v"], labels, f"Queries, keys, values: {name}"),
                 output_figure(arrays["z"], labels), projection, head_options, focus_options)
 

@@ -62,8 +62,9 @@ def graph(graph_id: str, **kwargs) -> dcc.Graph:
 
 
 def explanation(text: str, equation: str | None = None) -> html.Div:
-    """A short plain-language explanation and its equation, typeset by MathJax (`$$...$$`)."""
+    """A short plain-language explanation (Markdown: our own text, never a user's) and its equation in TeX,
+    typeset in the browser by KaTeX (assets/render_math.js)."""
     children = [dcc.Markdown(text, className="explain-text")]
     if equation:
-        children.append(dcc.Markdown(f"$$\n{equation}\n$$", mathjax=True, className="explain-equation"))
+        children.append(html.Div(equation, className="equation"))
     return html.Div(children, className="explain")
