@@ -3,6 +3,7 @@ sliders change the chart without errors, a seeded generation shows exactly the r
 generated token moves every view to that step. Run: python -m pytest tests/test_browser_output_generation.py --headless"""
 import pytest
 import torch
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -21,10 +22,8 @@ return g._fullData.map(t => ({name: t.name, type: t.type, x: Array.from(t.x || [
 
 
 def console_errors(dash_duo) -> list:
-    """Browser console errors, less MathJax's measuring of an equation in a tab being switched away (the
-    shared explanation block; a size of "NaNex" while the tab is hidden), which is not this view's doing."""
-    return [entry for entry in dash_duo.get_logs() or []
-            if not ("mathjax" in entry["message"].lower() and "NaN" in entry["message"])]
+    """Browser console errors (SEVERE entries)."""
+    return dash_duo.get_logs() or []
 
 
 def figure(dash_duo, graph_id):
@@ -32,7 +31,9 @@ def figure(dash_duo, graph_id):
 
 
 def wait_until(dash_duo, condition, timeout=20, message=""):
-    return WebDriverWait(dash_duo.driver, timeout).until(lambda _: condition(), message)
+    """Poll `condition`; elements re-rendered mid-check (stale) just mean "not yet"."""
+    return WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda _: condition(), message)
 
 
 def bar_values(data) -> dict:
