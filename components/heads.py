@@ -62,7 +62,8 @@ def grid_figure(patterns: np.ndarray) -> go.Figure:
     blocks, heads = np.divmod(np.arange(L * H), H)
     fig.add_scatter(x=heads * (s + 1) + (s - 1) / 2, y=blocks * (s + 1) + (s - 1) / 2, mode="markers",
                     marker=dict(size=max(8, min(40, 560 // max(L, H))), opacity=0, symbol="square"),
-                    customdata=np.stack([blocks + 1, heads + 1, blocks, heads], axis=1),
+                    # a plain list: clickData carries it back, and typed arrays would arrive as {"0": ...} objects
+                    customdata=np.stack([blocks + 1, heads + 1, blocks, heads], axis=1).tolist(),
                     hovertemplate="block %{customdata[0]}, head %{customdata[1]} "
                                   "(L%{customdata[2]}H%{customdata[3]})<br>click to open<extra></extra>",
                     showlegend=False)

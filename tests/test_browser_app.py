@@ -1,0 +1,167 @@
+"""The whole app in headless Chromium, on a tiny random GPT-2: the page, the prompt, shared links, hostile
+prompts, and the block views (heads, grid, ablation, long prompts)."""
+from urllib.parse import urlencode
+
+import pytest
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app import create_app
+from components.layout import EXAMPLES
+from model_runtime import GPT2Config
+from model_runtime.model import GPT
+from model_runtime.runtime import GPT2Runtime
+from model_runtime.tokenizer import get_tokenizer
+
+FIGURE_Z = """
+const g = document.querySelector('#%s .js-plotly-plot');
+if (!g || !g._fullData) { return null; }
+return g._fullData.filter(t => t.type === 'heatmap').map(t => JSON.stringify(Array.from(t.z || [], r => Array.from(r))));
+"""
+
+
+def wait_until(dash_duo, condition, timeout=30, message=""):
+    return WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda _: condition(), message)
+
+
+def open_page(dash_duo, runtime, **query):
+    dash_duo.start_server(create_app(runtime=runtime))
+    dash_duo.driver.get(dash_duo.server_url + ("/?" + urlencode(query) if query else "/"))
+
+
+def chip_count(dash_duo):
+    return len(dash_duo.find_elements("#token-chips .token-chip"))
+
+
+def heatmaps(dash_duo, graph_id):
+    return dash_duo.driver.execute_script(FIGURE_Z % graph_id)
+
+
+def no_alert(driver):
+    try:
+        driver.switch_to.alert
+    except NoAlertPresentException:
+        return True
+    return False
+
+
+def test_page_runs_the_first_example_and_a_typed_prompt(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model)
+    n = len(tiny_model.tokenizer.encode(EXAMPLES[0]))
+    wait_until(dash_duo, lambda: chip_count(dash_duo) == n, message="first example's chips")
+    box = dash_duo.find_element("#prompt")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("The cat sat on the mat", Keys.ENTER)
+    wait_until(dash_duo, lambda: chip_count(dash_duo) == len(tiny_model.tokenizer.encode("The cat sat on the mat")))
+    assert "␣cat" in dash_duo.find_element("#token-chips").text
+    assert dash_duo.get_logs() == []
+
+
+def test_script_injection_shows_as_text(dash_duo, tiny_model):
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    open_page(dash_duo, tiny_model)
+    wait_until(dash_duo, lambda: chip_count(dash_duo) > 0)
+    box = dash_duo.find_element("#prompt")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(hostile, Keys.ENTER)
+    wait_until(dash_duo, lambda: chip_count(dash_duo) == len(tiny_model.tokenizer.encode(hostile)))
+    text = dash_duo.find_element("#token-chips").text.replace("\n", "")
+    assert "<script>" in text.replace("␣", " ") or "script" in text
+    assert not dash_duo.find_elements("#token-chips img") and not dash_duo.find_elements("#token-chips script")
+    assert no_alert(dash_duo.driver)
+    assert dash_duo.get_logs() == []
+
+
+def test_empty_prompt_gets_a_message(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model)
+    wait_until(dash_duo, lambda: chip_count(dash_duo) > 0)
+    box = dash_duo.find_element("#prompt")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.DELETE)
+    dash_duo.find_element("#run").click()
+    dash_duo.wait_for_contains_text("#prompt-message", "empty", timeout=10)
+
+
+def test_shared_link_restores_prompt_and_settings(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model, prompt="A shared prompt", temperature=0.35, top_k=7, view="embeddings",
+              block=1, head=3)
+    dash_duo.wait_for_text_to_equal("#temperature-value", "0.35", timeout=20)
+    assert dash_duo.find_element("#top-k-value").text == "7"
+    assert dash_duo.find_element("#prompt").get_attribute("value") == "A shared prompt"
+    wait_until(dash_duo, lambda: heatmaps(dash_duo, "embedding-heatmap"), message="embedding view open")
+    # The address bar follows the page, so copying it shares this state.
+    wait_until(dash_duo, lambda: "temperature=0.35" in dash_duo.driver.current_url)
+    junk = dash_duo.server_url + "/?temperature=banana&top_k=-5&view=nowhere&block=99"
+    dash_duo.driver.get(junk)
+    dash_duo.wait_for_text_to_equal("#temperature-value", "1.00", timeout=20)
+    assert dash_duo.get_logs() == []
+
+
+def test_untrained_banner_names_the_download_command(dash_duo, tiny_model):
+    untrained = GPT2Runtime(tiny_model.model, get_tokenizer(), pretrained=False, source="untrained",
+                            message="Untrained weights: no GPT-2 here. Fetch GPT-2 with "
+                                    "`python -m model_runtime.download gpt2` and restart.")
+    open_page(dash_duo, untrained)
+    dash_duo.wait_for_contains_text("#model-banner", "python -m model_runtime.download gpt2", timeout=20)
+
+
+def test_block_and_head_change_the_heatmaps_and_grid_opens_a_head(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model, view="attention")
+    wait_until(dash_duo, lambda: heatmaps(dash_duo, "attention-scores"), message="head 1.1 drawn")
+    first = heatmaps(dash_duo, "attention-scores")
+    dash_duo.select_dcc_dropdown("#head", index=2)
+    wait_until(dash_duo, lambda: heatmaps(dash_duo, "attention-scores") not in (None, first), message="head 3")
+    dash_duo.select_dcc_dropdown("#block", index=1)
+    wait_until(dash_duo, lambda: "Block 2, head 3" in dash_duo.find_element("#attention-title").text)
+    # The grid: clicking a cell opens that head in the attention tab.
+    dash_duo.find_element("//div[contains(@class, 'view-tab')][normalize-space()='All heads']", "XPATH").click()
+    wait_until(dash_duo, lambda: dash_duo.driver.execute_script(
+        "const g = document.querySelector('#heads-grid .js-plotly-plot'); return !!(g && g._fullData);"))
+    # A real mouse click at the centre of block 1, head 2's cell (selenium 4.2: offsets from the top-left corner).
+    dx, dy = dash_duo.driver.execute_script("""
+        const g = document.querySelector('#heads-grid .js-plotly-plot');
+        const t = g._fullData[1], L = g._fullLayout;
+        const i = Array.from(t.customdata).findIndex(c => c[2] === 0 && c[3] === 1);
+        const area = g.querySelector('.nsewdrag');
+        area.scrollIntoView({block: 'center'});
+        return [L.xaxis.d2p(t.x[i]), L.yaxis.d2p(t.y[i])];""")
+    surface = dash_duo.find_element("#heads-grid .nsewdrag")
+    ActionChains(dash_duo.driver).move_to_element_with_offset(surface, int(dx), int(dy)).click().perform()
+    wait_until(dash_duo, lambda: "Block 1, head 2" in dash_duo.find_element("#attention-title").text,
+               message="grid click opened block 1, head 2")
+    assert dash_duo.get_logs() == []
+
+
+def test_ablating_a_head_changes_the_output(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model, view="ablation")
+    dash_duo.wait_for_contains_text("#ablation-summary", "All heads are on", timeout=30)
+    dash_duo.find_element("#ablation-block").click()
+    dash_duo.wait_for_contains_text("#ablation-summary", "KL divergence", timeout=30)
+    summary = dash_duo.find_element("#ablation-summary").text
+    assert f"{tiny_model.config.n_head} head(s) off" in summary
+    assert dash_duo.driver.execute_script(
+        "return document.querySelector('#ablation-compare .js-plotly-plot')._fullData.length") == 2
+    assert dash_duo.get_logs() == []
+
+
+@pytest.fixture(scope="module")
+def long_context_model():
+    """Full context (1,024 positions), tiny width: long prompts are cheap."""
+    cfg = GPT2Config(n_layer=2, n_head=4, d_model=64, d_mlp=256, name="long-tiny")
+    return GPT2Runtime(GPT(cfg).init_untrained(), get_tokenizer(), pretrained=False, source="long-tiny",
+                       message="Untrained weights (test).")
+
+
+def test_long_prompt_renders_grid_and_head(dash_duo, long_context_model):
+    prompt = " word" * 512
+    assert len(long_context_model.tokenizer.encode(prompt)) == 512
+    open_page(dash_duo, long_context_model, view="heads", prompt=prompt)
+    wait_until(dash_duo, lambda: dash_duo.driver.execute_script(
+        "const g = document.querySelector('#heads-grid .js-plotly-plot'); return !!(g && g._fullData);"),
+        timeout=60, message="grid for 512 tokens")
+    dash_duo.find_element("//div[contains(@class, 'view-tab')][normalize-space()='Attention head']", "XPATH").click()
+    wait_until(dash_duo, lambda: heatmaps(dash_duo, "attention-scores"), timeout=60, message="a head at 512 tokens")
+    assert dash_duo.get_logs() == []
