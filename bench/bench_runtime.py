@@ -68,6 +68,15 @@ def hf_decode_tok_s(hf, prompt_ids, new_tokens) -> float:
     return (out.shape[1] - ids.shape[1]) / (time.perf_counter() - t0)
 
 
+def resample_ms(model, repeat: int) -> float:
+    """Re-sampling one step from cached logits with new slider values: no forward pass, full vocabulary."""
+    from model_runtime.sampling import SamplingParams, draw, make_generator, sampling_record
+    logits = model.trace(list(range(100, 132)), capture=False).logits[-1]
+    settings = [SamplingParams(0.7 + 0.1 * i, top_k=40 * (i % 2), top_p=0.9, seed=i) for i in range(4)]
+    return median_ms(lambda: [draw(sampling_record(logits, p), make_generator(p.seed)) for p in settings],
+                     repeat * 10) / len(settings)
+
+
 def bf16_error(model_source, ids) -> dict:
     f32 = load_gpt2(model_source, device="cpu").trace(ids, capture=False).logits
     bf16 = load_gpt2(model_source, device="cpu", dtype="bfloat16").trace(ids, capture=False).logits
@@ -117,6 +126,9 @@ def main() -> None:
         print(f"  transformers generate         {hf_tok_s:7.1f} tok/s   ours/HF {ours_cap / hf_tok_s:4.2f}x "
               f"(captures on), {ours_nocap / hf_tok_s:4.2f}x (off)")
 
+    resample = resample_ms(model, args.repeat)
+    print(f"  re-sampling a step from cached logits (new temperature / top-k / top-p / seed): {resample:.2f} ms")
+
     print("\nbfloat16 vs float32 logits (T=64)")
     err = bf16_error(source, list(range(2000, 2064)))
     print("  " + "  ".join(f"{k} {v:.4g}" for k, v in err.items()))
@@ -129,6 +141,7 @@ def main() -> None:
                          "no_cache": round(ours_nocache, 1), "hf_generate": hf_tok_s and round(hf_tok_s, 1)},
         "decode_vs_hf": hf_tok_s and round(ours_cap / hf_tok_s, 3),
         f"cache_speedup_{n}": round(ours_nocap / ours_nocache, 2),
+        "resample_ms": round(resample, 3),
         "bf16": err,
     }
     print(json.dumps(figures))
