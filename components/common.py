@@ -61,6 +61,22 @@ def graph(graph_id: str, **kwargs) -> dcc.Graph:
     return dcc.Loading(dcc.Graph(id=graph_id, config=GRAPH_CONFIG, **kwargs), type="dot", delay_show=300)
 
 
+def register_token_choices(app, dropdown_id: str, view: str) -> None:
+    """Fill a view's token dropdown with the current sequence's tokens, the last one selected."""
+    from dash import Input, Output
+    from dash.exceptions import PreventUpdate
+
+    from . import ids, state
+
+    @app.callback(Output(dropdown_id, "options"), Output(dropdown_id, "value"),
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+    def token_choices(sequence, open_view):
+        if open_view != view or not sequence:
+            raise PreventUpdate
+        labels = axis_labels(state.model.get().tokenizer.tokens(sequence["ids"]))
+        return [{"label": label, "value": i} for i, label in enumerate(labels)], len(labels) - 1
+
+
 def explanation(text: str, equation: str | None = None) -> html.Div:
     """A short plain-language explanation (Markdown: our own text, never a user's) and its equation in TeX,
     typeset in the browser by KaTeX (assets/render_math.js)."""

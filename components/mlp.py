@@ -8,7 +8,7 @@ from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
 from . import ids, state
-from .common import DIVERGING, HIGHLIGHT, axis_labels, explanation, graph, message_figure, style, thin_ticks, \
+from .common import register_token_choices, DIVERGING, HIGHLIGHT, axis_labels, explanation, graph, message_figure, style, thin_ticks, \
     valid_index
 
 SHOWN_NEURONS = 256  # the heatmaps show the most active neurons; all 3,072 would be 12 KB per token per map
@@ -91,13 +91,7 @@ def section():
 
 
 def register(app) -> None:
-    @app.callback(Output("mlp-token", "options"), Output("mlp-token", "value"),
-                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
-    def token_choices(sequence, view):
-        if view != "mlp" or not sequence:
-            raise PreventUpdate
-        labels = axis_labels(state.model.get().tokenizer.tokens(sequence["ids"]))
-        return [{"label": label, "value": i} for i, label in enumerate(labels)], len(labels) - 1
+    register_token_choices(app, "mlp-token", "mlp")
 
     @app.callback(Output("mlp-pre", "figure"), Output("mlp-post", "figure"), Output("mlp-gelu", "figure"),
                   Output("mlp-top", "figure"), Output("mlp-out", "figure"),

@@ -9,7 +9,7 @@ from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
 from . import ids, state
-from .common import SEQUENTIAL, axis_labels, explanation, graph, message_figure, style, thin_ticks, valid_index
+from .common import register_token_choices, SEQUENTIAL, axis_labels, explanation, graph, message_figure, style, thin_ticks, valid_index
 
 NORMS = {"ln1": ("hook_resid_pre", "ln1"), "ln2": ("hook_resid_mid", "ln2")}
 
@@ -88,13 +88,7 @@ def section():
 
 
 def register(app) -> None:
-    @app.callback(Output("residual-token", "options"), Output("residual-token", "value"),
-                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
-    def token_choices(sequence, view):
-        if view != "residual" or not sequence:
-            raise PreventUpdate
-        labels = axis_labels(state.model.get().tokenizer.tokens(sequence["ids"]))
-        return [{"label": label, "value": i} for i, label in enumerate(labels)], len(labels) - 1
+    register_token_choices(app, "residual-token", "residual")
 
     @app.callback(Output("residual-norms", "figure"), Output("residual-writes", "figure"),
                   Output("residual-layernorm", "figure"), Output("residual-ln-table", "children"),
