@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 from dash import Dash, set_props
 
@@ -39,8 +40,9 @@ def create_app(runtime=None) -> Dash:
         module.register(app)
     if runtime is not None:
         state.model.set(runtime)
-    # Under gunicorn each worker loads its own model on its first request, after the fork (a forward pass in a
-    # master before fork hangs the workers' torch); `python app.py` starts loading at once.
+    # The model loads once per process, in a background thread, so the page can say "Loading GPT-2…" meanwhile.
+    # `python app.py` starts it before serving; a gunicorn worker imports this module after its fork and starts
+    # it here (see the end of this file); any other server starts it on its first request.
     app.server.before_request(state.model.start)
     return app
 
@@ -52,14 +54,28 @@ def settings_from_environment() -> dict:
             "dtype": os.environ.get("INSIDE_GPT2_DTYPE", "float32")}
 
 
+def _gunicorn_worker_import() -> bool:
+    """True when gunicorn imports this module in a worker, after the fork: there the model starts loading at
+    once. With `--preload` (not in our Procfile) the master imports it before forking: a loading thread started
+    there would not survive the fork, and a torch forward pass in a master before the fork hangs every worker's
+    first forward. So then nothing starts here, and each worker starts loading on its first request instead
+    (before_request above). A `preload_app = True` in a config file is not seen here: use the command line."""
+    if "gunicorn" not in sys.modules:
+        return False
+    args = sys.argv[1:] + os.environ.get("GUNICORN_CMD_ARGS", "").split()
+    return "--preload" not in args
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Inside GPT-2: see a GPT turn a prompt into a next token.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8050)
     parser.add_argument("--model", default="gpt2", help="hub id (gpt2, distilgpt2, ...), folder or .safetensors file")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--debug", action="store_true", help="Dash debug mode and reloader (never on a shared server)")
+    parser.add_argument("--debug", action="store_true",
+                        help="Dash dev tools and the Werkzeug debugger (off unless given; never on a shared server)")
     args = parser.parse_args(argv)
     state.model.configure(source=args.model, device=args.device, dtype=args.dtype)
     print(f"Inside GPT-2 on http://{args.host}:{args.port}", flush=True)
@@ -72,4 +88,6 @@ if __name__ == "__main__":
 else:
     state.model.configure(**settings_from_environment())
     app = create_app()
-    server = app.server
+    server = app.server  # gunicorn app:server
+    if _gunicorn_worker_import():
+        state.model.start()

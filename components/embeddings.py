@@ -1,58 +1,106 @@
-"""Embedding view: each token's row of the token-embedding table, its position's row, and their sum."""
+"""Embedding view: each token's row of the token-embedding table, its position's row, and their sum (the
+vector block 1 reads), as heatmaps, and their lengths."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
+from plotly.subplots import make_subplots
 
 from . import ids, state
-from .common import DIVERGING, axis_labels, explanation, graph, style
+from .common import DIVERGING, axis_labels, explanation, graph, message_figure, style, thin_ticks
+from .tokens import sequence_ids
 
-MAX_ROWS = 64  # rows sent to the browser: a 1,024-token heatmap of 768 columns would be 3 MB
-PARTS = {"sum": "Sum (what block 1 reads)", "token": "Token embedding W_E[t]", "position": "Position embedding W_P[i]"}
+# Rows sent to the browser (float32, 768 columns: 3 KB a row): a 1,024-token heatmap would be 3 MB a part.
+MAX_ROWS = 64       # one part
+MAX_ROWS_ALL = 32   # all three parts stacked
+PARTS = {"all": "All three: token + position = sum", "sum": "Sum (what block 1 reads)",
+         "token": "Token embedding W_E[t]", "position": "Position embedding W_P[i]"}
+PART_TITLES = {"token": "Token embedding W_E[tᵢ]", "position": "Position embedding W_P[i]",
+               "sum": "Sum xᵢ = W_E[tᵢ] + W_P[i]"}
+
+
+def colour_limit(*matrices: np.ndarray) -> float:
+    """Symmetric colour range shared by the panels: the 99.5th percentile of |value|, so a few outlier
+    dimensions do not wash out the rest (hover still shows every exact value)."""
+    values = np.abs(np.concatenate([np.asarray(m, dtype=np.float32).ravel() for m in matrices]))
+    limit = float(np.percentile(values, 99.5)) if values.size else 1.0
+    return limit if np.isfinite(limit) and limit > 0 else 1.0
+
+
+def _heatmap(matrix: np.ndarray, labels: list[str], name: str, limit: float, showscale: bool) -> go.Heatmap:
+    return go.Heatmap(
+        z=np.asarray(matrix, dtype=np.float32), y=labels, name=name, colorscale=DIVERGING, zmid=0,
+        zmin=-limit, zmax=limit, showscale=showscale,
+        colorbar=dict(title=dict(text="value", side="right"), thickness=12),
+        hovertemplate=f"{name}<br>token %{{y}}<br>dimension %{{x}}<br>value %{{z:.4f}}<extra></extra>")
+
+
+def _row_height(n_rows: int) -> int:
+    return 22 if n_rows <= 16 else 14 if n_rows <= 40 else 9
 
 
 def embedding_heatmap_figure(matrix: np.ndarray, labels: list[str], title: str) -> go.Figure:
-    """Tokens × d_model heatmap of real values (diverging colours around 0)."""
-    fig = go.Figure(go.Heatmap(
-        z=np.asarray(matrix, dtype=np.float32), y=labels, colorscale=DIVERGING, zmid=0,
-        colorbar=dict(title="value", thickness=12),
-        hovertemplate="token %{y}<br>dimension %{x}<br>value %{z:.4f}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", type="category", title="token")
-    fig.update_xaxes(title="dimension (0 … %d)" % (matrix.shape[1] - 1))
-    return style(fig, title, height=max(260, 22 * len(labels) + 120))
+    """Tokens × d_model heatmap of one part (rows in token order), diverging colours centred at 0."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    fig = go.Figure(_heatmap(matrix, labels, title, colour_limit(matrix), True))
+    fig.update_yaxes(autorange="reversed", type="category", title="token", **thin_ticks(labels))
+    fig.update_xaxes(title=f"dimension (0 … {matrix.shape[1] - 1})")
+    return style(fig, title, height=max(260, _row_height(len(labels)) * len(labels) + 130))
+
+
+def embedding_parts_figure(tok: np.ndarray, pos: np.ndarray, labels: list[str]) -> go.Figure:
+    """Token embedding, position embedding and their sum stacked (same dimensions on one x axis, one colour
+    scale), so the sum can be read off as the two above it added cell by cell."""
+    tok, pos = np.asarray(tok, dtype=np.float32), np.asarray(pos, dtype=np.float32)
+    parts = {"token": tok, "position": pos, "sum": tok + pos}
+    limit = colour_limit(*parts.values())
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[PART_TITLES[k] for k in parts])
+    for row, (key, matrix) in enumerate(parts.items(), start=1):
+        fig.add_trace(_heatmap(matrix, labels, PART_TITLES[key], limit, row == 1), row=row, col=1)
+        fig.update_yaxes(autorange="reversed", type="category", row=row, col=1, **thin_ticks(labels, 16))
+    fig.update_xaxes(title=f"dimension (0 … {tok.shape[1] - 1})", row=3, col=1)
+    panel = max(90, _row_height(len(labels)) * len(labels))
+    return style(fig, None, height=3 * panel + 170)
 
 
 def embedding_norms_figure(tok: np.ndarray, pos: np.ndarray, labels: list[str]) -> go.Figure:
     """L2 norm per token of the token embedding, the position embedding and their sum."""
+    tok, pos = np.asarray(tok, dtype=np.float32), np.asarray(pos, dtype=np.float32)
     fig = go.Figure()
-    for name, matrix in (("‖token‖", tok), ("‖position‖", pos), ("‖sum‖", tok + pos)):
-        fig.add_bar(x=labels, y=np.linalg.norm(matrix, axis=1).astype(np.float32), name=name,
-                    hovertemplate="%{x}<br>" + name + " = %{y:.3f}<extra></extra>")
-    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
-    fig.update_xaxes(type="category", title="token")
-    fig.update_yaxes(title="L2 norm")
-    return style(fig, "Vector lengths", height=300)
+    for name, matrix, colour in (("‖token‖", tok, "#3b7dd8"), ("‖position‖", pos, "#9aa5b8"),
+                                 ("‖sum‖", tok + pos, "#e4572e")):
+        fig.add_bar(x=labels, y=np.linalg.norm(matrix, axis=1).astype(np.float32), name=name, marker_color=colour,
+                    hovertemplate="token %{x}<br>" + name + " = %{y:.3f}<extra></extra>")
+    fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+                      bargap=0.25 if len(labels) < 40 else 0.05)
+    fig.update_xaxes(type="category", title="token", **thin_ticks(labels))
+    fig.update_yaxes(title="length (L2 norm)")
+    return style(fig, "Vector lengths per token", height=320)
 
 
-def table_facts(cfg) -> str:
+def table_facts(cfg, n_tokens: int | None = None) -> str:
     return (f"Token-embedding table W_E: {cfg.vocab_size:,} × {cfg.d_model:,} = {cfg.vocab_size * cfg.d_model:,} "
-            f"parameters (also the output head: the weights are tied). Position-embedding table W_P: "
-            f"{cfg.n_ctx:,} × {cfg.d_model:,} = {cfg.n_ctx * cfg.d_model:,} parameters.")
+            f"parameters (the same matrix scores the next token at the output: the weights are tied). "
+            f"Position-embedding table W_P: {cfg.n_ctx:,} × {cfg.d_model:,} = {cfg.n_ctx * cfg.d_model:,} "
+            f"parameters." + ("" if n_tokens is None else
+                               f" This prompt reads {n_tokens:,} row{'s' if n_tokens != 1 else ''} of each."))
 
 
 def section():
     return [
         explanation(
             "Each token id picks one row of the **token-embedding** table: 768 learned numbers that stand for "
-            "the token. Each position picks a row of the **position-embedding** table, so the model knows the "
-            "order. Their sum is the vector that enters block 1: the start of the residual stream.",
-            r"x_i^{(0)} = W_E[t_i] + W_P[i], \qquad W_E \in \mathbb{R}^{50257 \times 768},\; "
-            r"W_P \in \mathbb{R}^{1024 \times 768}"),
+            "the token, whatever its position. Each position picks one row of the **position-embedding** table, "
+            "so the model knows the order. Their sum is the vector that enters block 1: the start of the "
+            "residual stream. Red is positive, blue negative; hover a cell for its value.",
+            r"x_i = W_E[t_i] + W_P[i], \qquad W_E \in \mathbb{R}^{50\,257 \times 768},\;"
+            r" W_P \in \mathbb{R}^{1\,024 \times 768}"),
         html.P(id="embedding-facts", className="facts"),
         dcc.RadioItems(id="embedding-part", options=[{"label": v, "value": k} for k, v in PARTS.items()],
-                       value="sum", inline=True, className="radio"),
+                       value="all", inline=True, className="radio"),
         graph("embedding-heatmap"),
         graph("embedding-norms"),
     ]
@@ -64,16 +112,23 @@ def register(app) -> None:
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("embedding-part", "value"))
     @state.memoized
     def show_embeddings(sequence, view, part):
-        if view != "embeddings" or not sequence:
+        if view != "embeddings":
             raise PreventUpdate
-        trace = state.trace_for(sequence["ids"])
-        start = max(0, len(trace.tokens) - MAX_ROWS)
-        labels = axis_labels(trace.tokens)[start:]
-        tok = trace["hook_embed"][start:].numpy()
-        pos = trace["hook_pos_embed"][start:].numpy()
-        matrix = {"token": tok, "position": pos}.get(part, tok + pos)
-        title = PARTS.get(part, PARTS["sum"])
+        cfg = state.model.get().config
+        seq, _, problem = sequence_ids(sequence, cfg.vocab_size, cfg.n_ctx)
+        if problem:
+            return message_figure(problem.replace("its tokens", "its embeddings")), message_figure(""), ""
+        part = part if part in PARTS else "all"
+        trace = state.trace_for(seq)
+        labels = axis_labels(trace.tokens)
+        tok, pos = trace["hook_embed"].numpy(), trace["hook_pos_embed"].numpy()
+        rows = MAX_ROWS_ALL if part == "all" else MAX_ROWS
+        start = max(0, len(labels) - rows)
+        if part == "all":
+            heatmap = embedding_parts_figure(tok[start:], pos[start:], labels[start:])
+        else:
+            matrix = {"token": tok, "position": pos, "sum": tok + pos}[part][start:]
+            heatmap = embedding_heatmap_figure(matrix, labels[start:], PARTS[part])
         if start:
-            title += f" (last {MAX_ROWS} of {len(trace.tokens)} tokens)"
-        return (embedding_heatmap_figure(matrix, labels, title), embedding_norms_figure(tok, pos, labels),
-                table_facts(trace.config))
+            heatmap.update_layout(title=f"The last {rows} of {len(labels):,} tokens (the lengths below cover all)")
+        return heatmap, embedding_norms_figure(tok, pos, labels), table_facts(cfg, len(labels))

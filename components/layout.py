@@ -3,6 +3,7 @@ callbacks that belong to the skeleton (model status, running a prompt, the overv
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import parse_qs
 
 from dash import ALL, Input, Output, State, callback_context, dcc, html, no_update
@@ -20,11 +21,23 @@ EXAMPLES = [
     "She picked up the guitar and began to",
 ]
 VIEW_VALUES = [value for value, _, _ in VIEWS]
+BLOCK_VIEWS = {"attention", "heads", "mlp", "residual", "ablation"}  # views that show one block
 # Defaults, also the fallback for every junk value in a hand-edited URL.
 DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0, "top_n": 20, "block": 0, "head": 0,
             "view": "tokens"}
 CONTROL_IDS = {"temperature": ids.TEMPERATURE, "top_k": ids.TOP_K, "top_p": ids.TOP_P, "seed": ids.SEED,
                "top_n": ids.TOP_N, "block": ids.BLOCK, "head": ids.HEAD, "view": ids.VIEW}
+MAX_SEED = 2**32 - 1
+LOADING = "Loading GPT-2… the page fills in as soon as the weights are in memory."
+
+# Skeleton-only ids (the shared ones live in components/ids.py).
+MODEL_POLL = "model-poll"        # dcc.Interval: polls the model's loading state, stops once it is loaded
+MODEL_READY = "model-ready"      # dcc.Store: True once the model is loaded (or failed to load)
+URL_RESTORED = "url-restored"    # dcc.Store: False, "prompt" (in the box, model loading), True (all applied)
+URL_WRITTEN = "url-written"      # dcc.Store: the query string last written to the address bar
+PIPELINE = "pipeline"
+PIPELINE_SCROLLED = "pipeline-scrolled"  # dcc.Store: output slot of the clientside callback that scrolls the row
+PROJECTOR = "projector"
 
 
 def _slider(id_, low, high, step, value, marks):
@@ -37,6 +50,11 @@ def _control(label, label_id, component):
                     className="control")
 
 
+def _numbered(n: int) -> list[dict]:
+    """Dropdown options: 0-based values, 1-based labels."""
+    return [{"label": str(i + 1), "value": i} for i in range(n)]
+
+
 def controls() -> html.Div:
     n_layer, n_head = 12, 12  # replaced by the model's sizes once it is loaded
     return html.Div([
@@ -45,22 +63,18 @@ def controls() -> html.Div:
             dcc.Dropdown(id=ids.BLOCK, options=_numbered(n_layer), value=0, clearable=False, searchable=False),
             html.Label("Head", htmlFor=ids.HEAD),
             dcc.Dropdown(id=ids.HEAD, options=_numbered(n_head), value=0, clearable=False, searchable=False),
-        ], className="selectors"),
+        ], className="selectors", title="Blocks and heads are numbered from 1 here; in code (and L5H1) from 0."),
         html.Div([
             _control("Temperature", "temperature-value",
                      _slider(ids.TEMPERATURE, 0, 2, 0.05, 1.0, {0: "0", 1: "1", 2: "2"})),
             _control("Top-k", "top-k-value", _slider(ids.TOP_K, 0, 100, 1, 0, {0: "off", 50: "50", 100: "100"})),
             _control("Top-p", "top-p-value", _slider(ids.TOP_P, 0.05, 1, 0.01, 1.0, {0.05: "0.05", 1: "1"})),
             html.Div([html.Label("Seed", htmlFor=ids.SEED),
-                      dcc.Input(id=ids.SEED, type="number", min=0, max=2**32 - 1, step=1, value=0,
+                      dcc.Input(id=ids.SEED, type="number", min=0, max=MAX_SEED, step=1, value=0,
                                 debounce=True, className="seed-input")], className="control control-seed"),
             _control("Candidates shown", "top-n-value", _slider(ids.TOP_N, 10, 50, 5, 20, {10: "10", 50: "50"})),
         ], className="sampling"),
     ], className="controls")
-
-
-def _numbered(n: int) -> list[dict]:
-    return [{"label": str(i + 1), "value": i} for i in range(n)]
 
 
 def page() -> html.Div:
@@ -68,27 +82,31 @@ def page() -> html.Div:
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.SEQUENCE),
         dcc.Store(id=ids.GENERATION),
-        dcc.Store(id="url-written"),
-        dcc.Interval(id="model-poll", interval=700),
+        dcc.Store(id=URL_WRITTEN),
+        dcc.Store(id=URL_RESTORED, data=False),
+        dcc.Store(id=MODEL_READY, data=False),
+        dcc.Store(id=PIPELINE_SCROLLED),
+        dcc.Interval(id=MODEL_POLL, interval=700),
         html.Header([
             html.H1(["Inside ", html.Span("GPT-2", className="accent")]),
             html.P("Type a prompt and follow it through the model to the next token, with the real numbers.",
                    className="tagline"),
-            dcc.Checklist(id="projector", options=[{"label": " Projector mode (large type)", "value": "on"}],
+            dcc.Checklist(id=PROJECTOR, options=[{"label": " Projector mode (large type)", "value": "on"}],
                           value=[], className="projector-toggle"),
         ], className="header"),
-        html.Div("Loading GPT-2…", id=ids.BANNER, className="banner banner-loading", role="status"),
+        html.Div(LOADING, id=ids.BANNER, className="banner banner-loading", role="status"),
         html.Div([
-            dcc.Textarea(id=ids.PROMPT, value=EXAMPLES[0], className="prompt-box", rows=2, maxLength=200_000,
-                         placeholder="Type a prompt, then Enter (Shift+Enter for a new line)"),
-            html.Button("Run", id=ids.RUN, className="run-button", n_clicks=0),
+            dcc.Textarea(id=ids.PROMPT, value=EXAMPLES[0], className="prompt-box", rows=2,
+                         placeholder="Type a prompt, then Enter (Shift+Enter for a new line)",
+                         title="Prompt: Enter runs it, Shift+Enter adds a new line"),
+            html.Button("Run", id=ids.RUN, className="run-button", n_clicks=0, title="Run (Enter)"),
         ], className="prompt-row"),
         html.Div([html.Span("Examples:", className="examples-label")] + [
             html.Button(text, id={"type": "example", "index": i}, className="example-chip", n_clicks=0)
             for i, text in enumerate(EXAMPLES)], id=ids.EXAMPLES, className="examples"),
         html.Div(id=ids.PROMPT_MESSAGE, className="prompt-message", role="alert"),
         html.Div(id=ids.APP_ERROR, className="prompt-message", role="alert"),
-        html.Div(id="pipeline", className="pipeline"),
+        html.Nav(id=PIPELINE, className="pipeline", **{"aria-label": "Stages of the model"}),
         controls(),
         dcc.Tabs(id=ids.VIEW, value="tokens", className="view-tabs", mobile_breakpoint=0, children=[
             dcc.Tab(label=label, value=value, children=html.Div(module.section(), className="view"),
@@ -99,9 +117,14 @@ def page() -> html.Div:
     ], id="page", className="page")
 
 
-def parse_settings(search: str | None) -> tuple[str | None, dict]:
-    """Prompt and control values from a query string; anything missing or invalid takes its default."""
-    query = parse_qs((search or "").lstrip("?"), keep_blank_values=True)
+def parse_settings(search, n_layer: int = 1000, n_head: int = 1000) -> tuple[str | None, dict]:
+    """Prompt and control values from a query string; anything missing or invalid takes its default (a
+    hand-edited link never fails). Blocks and heads must exist in the loaded model."""
+    try:
+        query = parse_qs(search.lstrip("?") if isinstance(search, str) else "", keep_blank_values=True,
+                         max_num_fields=50)
+    except ValueError:  # more fields than any link of ours has
+        query = {}
 
     def get(key):
         return query.get(key, [None])[0]
@@ -109,7 +132,7 @@ def parse_settings(search: str | None) -> tuple[str | None, dict]:
     def number(key, low, high, integer=False):
         try:
             value = float(get(key))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return DEFAULTS[key]
         if not math.isfinite(value) or not low <= value <= high or (integer and value != int(value)):
             return DEFAULTS[key]
@@ -117,117 +140,180 @@ def parse_settings(search: str | None) -> tuple[str | None, dict]:
 
     settings = {
         "temperature": number("temperature", 0, 2), "top_k": number("top_k", 0, 100, True),
-        "top_p": number("top_p", 0.05, 1), "seed": number("seed", 0, 2**32 - 1, True),
-        "top_n": number("top_n", 10, 50, True), "block": number("block", 0, 1000, True),
-        "head": number("head", 0, 1000, True),
+        "top_p": number("top_p", 0.05, 1), "seed": number("seed", 0, MAX_SEED, True),
+        "top_n": number("top_n", 10, 50, True), "block": number("block", 0, n_layer - 1, True),
+        "head": number("head", 0, n_head - 1, True),
         "view": get("view") if get("view") in VIEW_VALUES else DEFAULTS["view"],
     }
     prompt = get("prompt")
     return (prompt if prompt and prompt.strip() else None), settings
 
 
+def banner_children(message: str) -> list:
+    """A model message as text, with `command` spans shown as code (still plain strings, never markup)."""
+    parts = re.split(r"`([^`]+)`", message or "")
+    return [html.Code(part, className="command") if i % 2 else part for i, part in enumerate(parts) if part]
+
+
 def register(app) -> None:
     @app.callback(Output(ids.BANNER, "children"), Output(ids.BANNER, "className"),
-                  Output("model-poll", "disabled"), Output(ids.BLOCK, "options"), Output(ids.HEAD, "options"),
-                  Input("model-poll", "n_intervals"))
+                  Output(MODEL_POLL, "disabled"), Output(MODEL_READY, "data"),
+                  Output(ids.BLOCK, "options"), Output(ids.HEAD, "options"),
+                  Input(MODEL_POLL, "n_intervals"))
     def model_status(_):
+        """Polled until the model is loaded: the loading line, then what was loaded (or why it failed)."""
         if not state.model.ready:
-            return "Loading GPT-2… the page fills in as soon as the weights are in memory.", \
-                "banner banner-loading", False, no_update, no_update
+            return LOADING, "banner banner-loading", False, False, no_update, no_update
         if state.model.error:
-            return state.model.error, "banner banner-error", True, no_update, no_update
+            return state.model.error, "banner banner-error", True, True, no_update, no_update
         runtime = state.model.get()
         cfg = runtime.config
         if runtime.pretrained:
-            text, cls = f"{cfg.name}: {cfg.n_params / 1e6:.0f}M parameters on {runtime.device}.", "banner banner-ok"
+            text = f"{cfg.name}: {cfg.n_params / 1e6:.0f}M parameters, {cfg.n_layer} blocks of {cfg.n_head} " \
+                   f"heads, on {runtime.device}."
+            children, cls = text, "banner banner-ok"
         else:
-            text, cls = runtime.message, "banner banner-untrained"
-        return text, cls, True, _numbered(cfg.n_layer), _numbered(cfg.n_head)
+            children, cls = banner_children(runtime.message), "banner banner-untrained"
+        return children, cls, True, True, _numbered(cfg.n_layer), _numbered(cfg.n_head)
 
-    outputs = [Output(ids.SEQUENCE, "data"), Output(ids.PROMPT_MESSAGE, "children"), Output(ids.PROMPT, "value")]
+    outputs = [Output(ids.SEQUENCE, "data"), Output(ids.PROMPT_MESSAGE, "children"), Output(ids.PROMPT, "value"),
+               Output(URL_RESTORED, "data")]
     outputs += [Output(cid, "value") for cid in CONTROL_IDS.values()]
 
     @app.callback(*outputs, Input(ids.RUN, "n_clicks"), Input({"type": "example", "index": ALL}, "n_clicks"),
-                  Input(ids.URL, "search"), State(ids.PROMPT, "value"))
-    def run_prompt(_, __, search, text):
-        """Runs the prompt (Run, Enter, an example chip) or, on page load, restores a shared link."""
+                  Input(ids.URL, "search"), Input(MODEL_READY, "data"), State(ids.PROMPT, "value"),
+                  State(ids.SEQUENCE, "data"), State(URL_RESTORED, "data"))
+    def run_prompt(_, __, search, ___, text, sequence, restored):
+        """Runs the prompt (Run, Enter, an example chip) or, on page load, restores a shared link: its prompt
+        and settings, applied once the model is loaded (blocks and heads are checked against it)."""
         keep = [no_update] * len(CONTROL_IDS)
         trigger = callback_context.triggered_id
-        if isinstance(trigger, dict):  # an example chip
-            text = EXAMPLES[trigger["index"]] if 0 <= trigger.get("index", -1) < len(EXAMPLES) else text
-            prompt_out = text
-        elif trigger == ids.URL or trigger is None:  # page load: the link's prompt and settings
+        ready = state.model.ready
+        if trigger == ids.URL or (trigger in (None, MODEL_READY) and restored is not True):
             prompt, settings = parse_settings(search)
-            text = prompt or EXAMPLES[0]
-            prompt_out, keep = text, [settings[key] for key in CONTROL_IDS]
+            if not (restored == "prompt" and trigger == MODEL_READY and isinstance(text, str)):
+                text = prompt or EXAMPLES[0]  # else the box already holds the link's prompt, or what was typed
+            if not ready:  # the banner says so; the prompt runs as soon as the model is there
+                return no_update, "", text, "prompt", *keep
+            if state.model.error:
+                return no_update, state.model.error, text, True, *keep
+            cfg = state.model.get().config
+            _, settings = parse_settings(search, cfg.n_layer, cfg.n_head)
+            prompt_out, restored_out, keep = text, True, [settings[key] for key in CONTROL_IDS]
+        elif trigger == MODEL_READY:  # loaded after the link was restored: run what the box holds
+            if sequence:
+                raise PreventUpdate
+            prompt_out, restored_out = no_update, no_update
+        elif isinstance(trigger, dict):  # an example chip
+            index = trigger.get("index")
+            if not (isinstance(index, int) and 0 <= index < len(EXAMPLES)):
+                raise PreventUpdate
+            text, prompt_out, restored_out = EXAMPLES[index], EXAMPLES[index], no_update
         else:
-            prompt_out = no_update
+            prompt_out, restored_out = no_update, no_update
+        if not ready:
+            return no_update, "The model is still loading: the prompt runs as soon as it is ready.", prompt_out, \
+                restored_out, *keep
         try:
-            sequence, message = state.prompt_to_sequence(text)
-        except RuntimeError as error:  # the model failed to load or is still loading
-            return no_update, str(error), prompt_out, *keep
-        if sequence is None:
-            return no_update, message, prompt_out, *keep
-        return sequence, message or "", prompt_out, *keep
+            new_sequence, message = state.prompt_to_sequence(text)
+        except RuntimeError as error:  # the model failed to load
+            return no_update, str(error), prompt_out, restored_out, *keep
+        if new_sequence is None:
+            return no_update, message, prompt_out, restored_out, *keep
+        return new_sequence, message or "", prompt_out, restored_out, *keep
 
-    @app.callback(Output("pipeline", "children"), Input(ids.SEQUENCE, "data"), Input(ids.BLOCK, "value"),
-                  Input(ids.VIEW, "value"))
-    def pipeline(sequence, block, view):
-        if not sequence or not state.model.ready or state.model.error:
+    @app.callback(Output(PIPELINE, "children"), Input(ids.SEQUENCE, "data"), Input(ids.BLOCK, "value"),
+                  Input(ids.VIEW, "value"), Input(MODEL_READY, "data"))
+    def pipeline(sequence, block, view, _):
+        if not state.model.ready or state.model.error:
             raise PreventUpdate
-        return pipeline_stages(state.model.get().config, len(sequence["ids"]), block, view)
+        n_tokens = len(sequence["ids"]) if isinstance(sequence, dict) and isinstance(sequence.get("ids"), list) \
+            else None
+        return pipeline_stages(state.model.get().config, n_tokens, block, view)
 
     @app.callback(Output(ids.VIEW, "value", allow_duplicate=True), Output(ids.BLOCK, "value", allow_duplicate=True),
                   Input({"type": "stage", "view": ALL, "block": ALL}, "n_clicks"), prevent_initial_call=True)
     def open_stage(clicks):
+        """A click on a stage of the overview opens its view (a block opens its attention head view)."""
         trigger = callback_context.triggered_id
-        if not isinstance(trigger, dict) or not any(clicks):
+        if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks or []):
             raise PreventUpdate
-        view = trigger["view"] if trigger["view"] in VIEW_VALUES else "tokens"
-        return view, (trigger["block"] if trigger["block"] >= 0 else no_update)
+        view = trigger.get("view") if trigger.get("view") in VIEW_VALUES else "tokens"
+        block = trigger.get("block")
+        valid_block = isinstance(block, int) and not isinstance(block, bool) and block >= 0
+        return view, (block if valid_block else no_update)
 
     # Value labels beside the sliders, and the shareable URL: both in the browser, no round trip.
     app.clientside_callback(
         """function(t, k, p, n) {
-            return [t === 0 ? "0 (greedy)" : Number(t).toFixed(2), k === 0 ? "off" : String(k),
-                    p >= 1 ? "1 (off)" : Number(p).toFixed(2), String(n)];
+            const num = (v) => typeof v === "number" && isFinite(v);
+            return [!num(t) ? "" : t === 0 ? "0 (greedy)" : t.toFixed(2),
+                    !num(k) ? "" : k === 0 ? "off" : String(k),
+                    !num(p) ? "" : p >= 1 ? "1 (off)" : p.toFixed(2),
+                    !num(n) ? "" : String(n)];
         }""",
         Output("temperature-value", "children"), Output("top-k-value", "children"),
         Output("top-p-value", "children"), Output("top-n-value", "children"),
         Input(ids.TEMPERATURE, "value"), Input(ids.TOP_K, "value"), Input(ids.TOP_P, "value"),
         Input(ids.TOP_N, "value"))
+    # The prompt goes into the link only while the link stays short enough for any server (gunicorn refuses
+    # request lines over 4,094 bytes); a longer prompt is shared by pasting it.
     app.clientside_callback(
         """function(sequence, temperature, top_k, top_p, seed, top_n, block, head, view) {
-            if (!sequence || sequence.prompt === undefined) { return window.dash_clientside.no_update; }
-            const q = new URLSearchParams({prompt: sequence.prompt, temperature, top_k, top_p,
+            if (!sequence || typeof sequence.prompt !== "string") { return window.dash_clientside.no_update; }
+            const q = new URLSearchParams({temperature, top_k, top_p,
                                            seed: seed === null || seed === undefined ? 0 : seed,
                                            top_n, block, head, view});
-            window.history.replaceState(null, "", "?" + q.toString());
-            return q.toString();
+            const withPrompt = new URLSearchParams({prompt: sequence.prompt, ...Object.fromEntries(q)});
+            const search = "?" + (withPrompt.toString().length <= 3000 ? withPrompt : q).toString();
+            if (window.location.search !== search) { window.history.replaceState(null, "", search); }
+            return search;
         }""",
-        Output("url-written", "data"), Input(ids.SEQUENCE, "data"),
+        Output(URL_WRITTEN, "data"), Input(ids.SEQUENCE, "data"),
         *[Input(cid, "value") for cid in CONTROL_IDS.values()])
     app.clientside_callback(
         """function(value) { return value && value.length ? "page projector" : "page"; }""",
-        Output("page", "className"), Input("projector", "value"))
+        Output("page", "className"), Input(PROJECTOR, "value"))
+    # Keep the highlighted stage in sight when the row is wider than the screen (scrolls the row only, never
+    # the page: the teacher may be looking at a heatmap further down).
+    app.clientside_callback(
+        """function(children) {
+            setTimeout(function () {
+                const row = document.getElementById("pipeline");
+                const active = row && row.querySelector(".stage-active");
+                if (!active) { return; }
+                const left = active.offsetLeft, right = left + active.offsetWidth;  // the row is the offsetParent
+                if (left < row.scrollLeft || right > row.scrollLeft + row.clientWidth) {
+                    row.scrollLeft = Math.max(0, left - (row.clientWidth - active.offsetWidth) / 2);
+                }
+            }, 0);
+            return window.dash_clientside.no_update;
+        }""",
+        Output(PIPELINE_SCROLLED, "data"), Input(PIPELINE, "children"))
 
 
-def pipeline_stages(cfg, n_tokens: int, block: int | None, view: str | None) -> list:
-    """The row Tokens → Embeddings → Block 1 … Block n → Output, with each stage's shapes; each is a button."""
-    T = n_tokens
+def pipeline_stages(cfg, n_tokens: int | None, block, view) -> list:
+    """The row Tokens → Embeddings → Block 1 … Block n → Output, with each stage's shapes (T = n_tokens);
+    each stage is a button that opens its view. The block on screen is highlighted."""
+    T = "T" if n_tokens is None else f"{n_tokens:,}"
 
-    def stage(title, shape, view_value, block_index=-1, active=False):
+    def stage(title, shape, view_value, block_index=-1, active=False, hint=""):
         return html.Button([html.Div(title, className="stage-title"), html.Div(shape, className="stage-shape")],
                            id={"type": "stage", "view": view_value, "block": block_index}, n_clicks=0,
-                           className="stage" + (" stage-active" if active else ""))
+                           title=hint, className="stage" + (" stage-active" if active else ""))
 
-    arrow = html.Span("→", className="stage-arrow")
-    row = [stage("Tokens", f"{T} tokens", "tokens", active=view == "tokens"), arrow,
-           stage("Embeddings", f"{T} × {cfg.d_model:,}", "embeddings", active=view == "embeddings"), arrow]
-    block_views = {"attention", "heads", "mlp", "residual", "ablation"}
+    arrow = html.Span("→", className="stage-arrow", **{"aria-hidden": "true"})
+    tokens_label = "? tokens" if n_tokens is None else f"{n_tokens:,} token{'s' if n_tokens != 1 else ''}"
+    row = [stage("Tokens", tokens_label, "tokens", active=view == "tokens", hint="The prompt cut into tokens"),
+           arrow,
+           stage("Embeddings", f"{T} × {cfg.d_model:,}", "embeddings", active=view == "embeddings",
+                 hint="Token and position embeddings, added"), arrow]
     for i in range(cfg.n_layer):
         row += [stage(f"Block {i + 1}",
                       [html.Div(f"{cfg.n_head} heads × {T} × {cfg.d_head}"), html.Div(f"MLP {T} × {cfg.d_mlp:,}")],
-                      "attention", i, active=(i == block and view in block_views)), arrow]
-    row += [stage("Output", f"{T} × {cfg.vocab_size:,} logits", "output", active=view in ("output", "logit-lens"))]
+                      "attention", i, active=(i == block and view in BLOCK_VIEWS),
+                      hint=f"Block {i + 1} (index {i}): attention, then the MLP"), arrow]
+    row += [stage("Output", f"{T} × {cfg.vocab_size:,} logits", "output",
+                  active=view in ("output", "logit-lens", "generation"),
+                  hint="Scores for every token in the vocabulary; the next token is drawn from them")]
     return row
