@@ -6,11 +6,10 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
-from plotly.subplots import make_subplots
 
 from . import ids, state
-from .common import (DIVERGING, MASKED_COLOR, SEQUENTIAL, axis_labels, explanation, graph, message_figure, style,
-                     thin_ticks, valid_index)
+from .common import (DIVERGING, MASKED_COLOR, SEQUENTIAL, axis_labels, explanation, graph, message_figure, panels,
+                     style, thin_ticks, valid_index)
 
 WINDOW = 128  # tokens shown in the per-head heatmaps (each is WINDOW² cells)
 SQUARE = {"raw", "scaled", "masked", "pattern"}
@@ -48,55 +47,53 @@ def qk_terms(q_i: np.ndarray, k_j: np.ndarray, top: int = 5) -> list[dict]:
 
 
 def _heatmap(z, x, y, colorscale, zmid=None, zmin=None, zmax=None, hover="%{z:.3f}", customdata=None,
-             showscale=False):
+             showscale=False, axes=("x", "y")):
     return go.Heatmap(z=np.asarray(z, dtype=np.float32), x=x, y=y, colorscale=colorscale, zmid=zmid, zmin=zmin,
                       zmax=zmax, customdata=customdata, showscale=showscale, hoverongaps=False,
-                      hovertemplate=hover + "<extra></extra>")
+                      hovertemplate=hover + "<extra></extra>", xaxis=axes[0], yaxis=axes[1])
+
+
+def token_axis(labels: list[str]) -> dict:
+    return dict(type="category", autorange="reversed", **thin_ticks(labels))
 
 
 def qkv_figure(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], title: str) -> go.Figure:
-    fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=("Q (queries)", "K (keys)", "V (values)"))
+    layout, refs = panels(1, 3, ["Q (queries)", "K (keys)", "V (values)"], x=dict(title="dimension"),
+                          y=token_axis(labels), hgap=0.03, share_y=True)
     dims = list(range(q.shape[1]))
-    for col, (name, m) in enumerate((("q", q), ("k", k), ("v", v)), start=1):
-        fig.add_trace(_heatmap(m, dims, labels, DIVERGING, zmid=0, showscale=col == 3,
-                               hover=f"token %{{y}}<br>{name}[%{{x}}] = %{{z:.4f}}"), row=1, col=col)
-    fig.update_yaxes(autorange="reversed", type="category", **thin_ticks(labels))
-    fig.update_xaxes(title="dimension")
-    return style(fig, title, height=max(300, 14 * len(labels) + 140))
+    traces = [_heatmap(m, dims, labels, DIVERGING, zmid=0, showscale=col == 2, axes=refs[col],
+                       hover=f"token %{{y}}<br>{name}[%{{x}}] = %{{z:.4f}}")
+              for col, (name, m) in enumerate((("q", q), ("k", k), ("v", v)))]
+    return style(go.Figure(data=traces, layout=layout), title, height=max(300, 14 * len(labels) + 140))
 
 
 def scores_figure(arrays: dict, labels: list[str], title: str) -> go.Figure:
     """QKᵀ raw → ÷√d → causal mask (grey cells) → softmax pattern. Hover on the pattern gives every stage."""
-    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, shared_yaxes=True, vertical_spacing=0.08,
-                        horizontal_spacing=0.04, subplot_titles=("QKᵀ (raw dot products)", "QKᵀ / √64",
-                                                                 "+ causal mask (grey: hidden)",
-                                                                 "softmax → attention pattern"))
+    layout, refs = panels(2, 2, ["QKᵀ (raw dot products)", "QKᵀ / √d", "+ causal mask (grey: hidden)",
+                                 "softmax → attention pattern"],
+                          x=dict(type="category", tickangle=-60, showgrid=False, **thin_ticks(labels)),
+                          y=token_axis(labels), hgap=0.04, vgap=0.08, share_x=True, share_y=True)
     hover_qk = "query %{y}<br>key %{x}<br>"
-    fig.add_trace(_heatmap(arrays["raw"], labels, labels, DIVERGING, zmid=0, hover=hover_qk + "q·k = %{z:.3f}"),
-                  row=1, col=1)
-    fig.add_trace(_heatmap(arrays["scaled"], labels, labels, DIVERGING, zmid=0,
-                           hover=hover_qk + "q·k/√64 = %{z:.3f}"), row=1, col=2)
-    fig.add_trace(_heatmap(arrays["masked"], labels, labels, DIVERGING, zmid=0,
-                           hover=hover_qk + "score = %{z:.3f}"), row=2, col=1)
     custom = np.stack([arrays["raw"], arrays["scaled"]], axis=-1).astype(np.float32)
-    fig.add_trace(_heatmap(arrays["pattern"], labels, labels, SEQUENTIAL, zmin=0, zmax=1, customdata=custom,
-                           showscale=True, hover=hover_qk + "raw %{customdata[0]:.3f}<br>scaled %{customdata[1]:.3f}"
-                                                         "<br>probability %{z:.4f}"), row=2, col=2)
-    fig.update_yaxes(autorange="reversed", type="category", **thin_ticks(labels))
-    fig.update_xaxes(type="category", tickangle=-60, **thin_ticks(labels))
-    for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4"):
-        fig.layout[axis].update(showgrid=False)
-    style(fig, title, height=max(520, 28 * len(labels) + 200))
+    traces = [
+        _heatmap(arrays["raw"], labels, labels, DIVERGING, zmid=0, hover=hover_qk + "q·k = %{z:.3f}", axes=refs[0]),
+        _heatmap(arrays["scaled"], labels, labels, DIVERGING, zmid=0, hover=hover_qk + "q·k/√d = %{z:.3f}",
+                 axes=refs[1]),
+        _heatmap(arrays["masked"], labels, labels, DIVERGING, zmid=0, hover=hover_qk + "score = %{z:.3f}",
+                 axes=refs[2]),
+        _heatmap(arrays["pattern"], labels, labels, SEQUENTIAL, zmin=0, zmax=1, customdata=custom, showscale=True,
+                 hover=hover_qk + "raw %{customdata[0]:.3f}<br>scaled %{customdata[1]:.3f}<br>probability %{z:.4f}",
+                 axes=refs[3]),
+    ]
+    fig = style(go.Figure(data=traces, layout=layout), title, height=max(520, 28 * len(labels) + 200))
     fig.update_layout(plot_bgcolor=MASKED_COLOR)  # masked (NaN) cells show the background: grey
     return fig
 
 
 def output_figure(z: np.ndarray, labels: list[str]) -> go.Figure:
     fig = go.Figure(_heatmap(z, list(range(z.shape[1])), labels, DIVERGING, zmid=0, showscale=True,
-                             hover="token %{y}<br>z[%{x}] = %{z:.4f}"))
-    fig.update_yaxes(autorange="reversed", type="category", **thin_ticks(labels))
-    fig.update_xaxes(title="dimension")
+                             hover="token %{y}<br>z[%{x}] = %{z:.4f}"),
+                    layout=dict(yaxis=token_axis(labels), xaxis=dict(title="dimension")))
     return style(fig, "pattern · V: this head's output z (tokens × 64)", height=max(260, 14 * len(labels) + 120))
 
 
@@ -120,26 +117,24 @@ def projection_figure(z_all: np.ndarray, contributions: np.ndarray, attn_out: np
     """Concatenation (T × 768, the selected head's 64 columns outlined), each head's contribution after W_O,
     and the block's attention output; the wide matrices are drawn as means of `group` columns."""
     T, H, D = z_all.shape
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.06, column_widths=[0.42, 0.2, 0.38],
-                        subplot_titles=(f"concat(z₁ … z_{H}): {T} × {H * D}", "‖z_h W_O‖ per head",
-                                        f"× W_O + b → attention output {T} × {attn_out.shape[1]}"))
+    layout, refs = panels(1, 3, [f"concat(z₁ … z_{H}): {T} × {H * D}", "‖z_h W_O‖ per head",
+                                 f"× W_O + b → attention output {T} × {attn_out.shape[1]}"],
+                          y=token_axis(labels), col_widths=[0.42, 0.2, 0.38], hgap=0.06, share_y=True)
     starts = np.arange(0, H * D - group + 1, group)
-    fig.add_trace(_heatmap(column_means(z_all.reshape(T, H * D), group), starts, labels, DIVERGING, zmid=0,
-                           customdata=np.tile((starts // D + 1).astype(np.uint8), (T, 1)),
-                           hover=f"token %{{y}}<br>columns %{{x}}–%{{x}}+{group - 1} (head %{{customdata}})"
-                                 f"<br>mean %{{z:.4f}}"), row=1, col=1)
-    fig.add_shape(type="rect", x0=head * D - group / 2, x1=(head + 1) * D - group / 2, y0=-0.5, y1=T - 0.5,
-                  row=1, col=1, line=dict(color="#e4572e", width=2))
-    fig.add_trace(_heatmap(contributions.T, [str(h + 1) for h in range(H)], labels, SEQUENTIAL, zmin=0,
-                           hover="token %{y}<br>head %{x}<br>‖contribution‖ = %{z:.3f}"), row=1, col=2)
-    fig.add_trace(_heatmap(column_means(attn_out, group), np.arange(0, attn_out.shape[1] - group + 1, group),
-                           labels, DIVERGING, zmid=0, showscale=True,
-                           hover=f"token %{{y}}<br>dimensions %{{x}}–%{{x}}+{group - 1}<br>mean %{{z:.4f}}"),
-                  row=1, col=3)
-    fig.update_yaxes(autorange="reversed", type="category", **thin_ticks(labels))
-    fig.update_yaxes(showticklabels=False, row=1, col=2)
-    fig.update_yaxes(showticklabels=False, row=1, col=3)
-    return style(fig, f"Concatenation and output projection (wide matrices as means of {group} columns)",
+    traces = [
+        _heatmap(column_means(z_all.reshape(T, H * D), group), starts, labels, DIVERGING, zmid=0, axes=refs[0],
+                 customdata=np.tile((starts // D + 1).astype(np.uint8), (T, 1)),
+                 hover=f"token %{{y}}<br>columns %{{x}}–%{{x}}+{group - 1} (head %{{customdata}})<br>mean %{{z:.4f}}"),
+        _heatmap(contributions.T, [str(h + 1) for h in range(H)], labels, SEQUENTIAL, zmin=0, axes=refs[1],
+                 hover="token %{y}<br>head %{x}<br>‖contribution‖ = %{z:.3f}"),
+        _heatmap(column_means(attn_out, group), np.arange(0, attn_out.shape[1] - group + 1, group), labels, DIVERGING,
+                 zmid=0, showscale=True, axes=refs[2],
+                 hover=f"token %{{y}}<br>dimensions %{{x}}–%{{x}}+{group - 1}<br>mean %{{z:.4f}}"),
+    ]
+    layout["shapes"] = [dict(type="rect", xref=refs[0][0], yref=refs[0][1], x0=head * D - group / 2,
+                             x1=(head + 1) * D - group / 2, y0=-0.5, y1=T - 0.5, line=dict(color="#e4572e", width=2))]
+    return style(go.Figure(data=traces, layout=layout),
+                 f"Concatenation and output projection (wide matrices as means of {group} columns)",
                  height=max(300, 14 * T + 140))
 
 
@@ -167,7 +162,7 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                 fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1 + 4 * high),
                                 opacity=min(1.0, 0.15 + high * 0.85), hoverinfo="skip", showlegend=False)
         fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4), name=f"head {head + 1}")
-    for x, anchor in ((0, "right"), (1, "left")):
+    for x, anchor in ((0, "left"), (1, "right")):  # labels outside the two columns, lines between
         fig.add_scatter(x=[x] * T, y=y, mode="markers+text", text=texts, textposition=f"middle {anchor}",
                         marker=dict(size=6, color="#333"), showlegend=False, customdata=np.arange(T),
                         hovertemplate="%{text} (position %{customdata})<extra></extra>")

@@ -40,6 +40,43 @@ def valid_index(index, size: int) -> bool:
     return isinstance(index, int) and not isinstance(index, bool) and 0 <= index < size
 
 
+def _unit(value: float) -> float:
+    """A domain bound, with float dust (-5e-17) kept inside [0, 1]."""
+    return min(1.0, max(0.0, round(value, 6)))
+
+
+def panels(rows: int, cols: int, titles: list[str], *, x: dict | None = None, y: dict | None = None,
+           col_widths: list[float] | None = None, hgap: float = 0.05, vgap: float = 0.1,
+           share_x: bool = False, share_y: bool = False) -> tuple[dict, list[tuple[str, str]]]:
+    """The layout of a grid of panels, and each panel's (xaxis, yaxis) names for its traces, row by row.
+
+    What make_subplots builds, written out: make_subplots and the update_*axes calls after it cost ~20 ms per
+    figure, more than the view's data. `x` / `y` go into every axis; shared axes label only the outer panels."""
+    widths = col_widths or [1 / cols] * cols
+    scale = (1 - hgap * (cols - 1)) / sum(widths)
+    height = (1 - vgap * (rows - 1)) / rows
+    layout, refs, annotations = {}, [], []
+    for r in range(rows):
+        for c in range(cols):
+            n = r * cols + c + 1
+            k = "" if n == 1 else n  # Plotly names the first axes x / y, not x1 / y1
+            left = sum(widths[:c]) * scale + hgap * c
+            right = left + widths[c] * scale
+            top = 1 - r * (height + vgap)
+            layout[f"xaxis{k}"] = {**(x or {}), "domain": [_unit(left), _unit(right)], "anchor": f"y{k}"}
+            layout[f"yaxis{k}"] = {**(y or {}), "domain": [_unit(top - height), _unit(top)], "anchor": f"x{k}"}
+            if share_x and r < rows - 1:
+                layout[f"xaxis{k}"]["showticklabels"] = False
+            if share_y and c > 0:
+                layout[f"yaxis{k}"]["showticklabels"] = False
+            refs.append((f"x{k}", f"y{k}"))
+            if n <= len(titles):
+                annotations.append({"text": titles[n - 1], "x": (left + right) / 2, "y": top, "xref": "paper",
+                                    "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+    layout["annotations"] = annotations
+    return layout, refs
+
+
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
     fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=50 if title else 20, b=50),
                       paper_bgcolor="white", plot_bgcolor="white", height=height)
