@@ -51,7 +51,7 @@ HANDWRITTEN = [
     "He said: \"I'll be back.\"\n\tThen left.", "line1\r\nline2\rline3\n",
 ]
 WITH_EOT = [EOT, f"{EOT}{EOT}", f"text{EOT}more", f"text {EOT} more", f" {EOT} ", f"{EOT}\n\nNext document",
-            f"end.{EOT}", f"<|endoftext|", f"<|endoftext|>>", f"<<|endoftext|>", f"x\n{EOT}\ny"]
+            f"end.{EOT}", "<|endoftext|", "<|endoftext|>>", "<<|endoftext|>", f"x\n{EOT}\ny"]
 PIECES = [
     "the", " the", "The", " of", "users", " users", "data", " visualization", "it's", " don't", " I'M", "'S",
     " ", "  ", "   ", "\n", "\n\n", "\r\n", "\t", " \t ", "42", " 3.14", "1000000", ",", ".", "!?", "...", "(", ")",
