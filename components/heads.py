@@ -1,94 +1,181 @@
 """All heads at once: a block × head grid of small attention patterns, and per-head statistics that make
-previous-token heads, first-token ("attention sink") heads and self heads stand out."""
+previous-token heads, first-token ("attention sink") heads and self heads stand out. Click a head to open it."""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import plotly.graph_objects as go
-from dash import Input, Output, dash_table, dcc, html
+from dash import Input, Output, State, callback_context, dash_table, dcc, html
+from dash.dash_table import FormatTemplate
+from dash.dash_table.Format import Format, Scheme
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
-from .common import SEQUENTIAL, explanation, graph, style
+from .common import HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
-CELL = 16  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
-STATISTICS = {"entropy": "Entropy (bits)", "first": "Attention to the first token", "previous": "Attention to the previous token",
-              "self": "Attention to itself"}
+CELL = 32  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
+STATISTICS = {"entropy": "Entropy (bits)", "first": "Attention to the first token",
+              "previous": "Attention to the previous token", "self": "Attention to itself",
+              "distance": "Mean distance looked back (tokens)"}
+# Sort order of the table and which heads are outlined on the grid: focused heads for entropy, else the largest.
+ASCENDING = {"entropy"}
+STAT_FORMATS = {"entropy": ".2f", "first": ".1%", "previous": ".1%", "self": ".1%", "distance": ".1f"}
+
+# The grid image is uint8: 0..ATTN_MAX attention (each cell scaled to its own maximum), MASKED for cells a query
+# cannot see, GAP for the lines between heads. The colour scale maps these codes to colours.
+ATTN_MAX, MASKED, GAP = 250, 253, 255
+GRID_COLORSCALE = [[0.0, "#f7fbff"], [0.3 * ATTN_MAX / 255, "#c6dbef"], [0.6 * ATTN_MAX / 255, "#4292c6"],
+                   [ATTN_MAX / 255, "#08306b"], [251 / 255, MASKED_COLOR], [254 / 255, MASKED_COLOR],
+                   [254 / 255, "#ffffff"], [1.0, "#ffffff"]]
 
 
 def head_statistics(pattern: np.ndarray) -> dict[str, np.ndarray]:
-    """Per head, averaged over query positions, from patterns [H, T, T]:
-    entropy (bits) of each row; share of attention on token 0; on the previous token (rows 1..T-1, 0 when T = 1);
-    on the token itself."""
-    p = np.asarray(pattern, dtype=np.float64)
+    """Per head, from attention patterns [H, T, T] (rows are queries and sum to 1), each averaged over the
+    query positions i:
+
+    - entropy: -Σ_j A_ij log2 A_ij, in bits (0 = all attention on one token; a uniform causal row i has
+      log2(i + 1)); row 0 can only see itself, so its entropy is always 0 and it is included.
+    - first: A_i0, the share on the first token (the "attention sink").
+    - previous: A_i,i-1, the share on the token just before. Row 0 has no previous token, so this averages
+      rows 1..T-1 only (0 when T = 1).
+    - self: A_ii, the share on the token itself.
+    - distance: Σ_j A_ij (i - j), how many tokens back the head looks on average (0 for row 0).
+    """
+    p = np.asarray(pattern, dtype=np.float32)
     H, T, _ = p.shape
     with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(-1).mean(-1)
-    previous = p[:, np.arange(1, T), np.arange(T - 1)].mean(-1) if T > 1 else np.zeros(H)
-    return {"entropy": entropy.astype(np.float32), "first": p[:, :, 0].mean(-1).astype(np.float32),
-            "previous": previous.astype(np.float32), "self": np.diagonal(p, axis1=1, axis2=2).mean(-1).astype(np.float32)}
+        plogp = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1)), 0)
+    entropy = -plogp.sum(-1, dtype=np.float64).mean(-1)
+    previous = p[:, np.arange(1, T), np.arange(T - 1)].mean(-1, dtype=np.float64) if T > 1 else np.zeros(H)
+    back = np.arange(T)[:, None] - np.arange(T)[None, :]  # i - j; negative cells are masked (weight 0)
+    distance = (p * np.maximum(back, 0).astype(np.float32)).sum(-1, dtype=np.float64).mean(-1)
+    return {"entropy": entropy.astype(np.float32),
+            "first": p[:, :, 0].mean(-1, dtype=np.float64).astype(np.float32),
+            "previous": previous.astype(np.float32),
+            "self": np.diagonal(p, axis1=1, axis2=2).mean(-1, dtype=np.float64).astype(np.float32),
+            "distance": distance.astype(np.float32)}
+
+
+def bin_edges(T: int, size: int) -> np.ndarray:
+    """size + 1 integer edges that split 0..T into size bins of near-equal width (T > size)."""
+    return np.linspace(0, T, size + 1).round().astype(int)
+
+
+@functools.lru_cache(maxsize=8)
+def _visible_counts(T: int, size: int) -> np.ndarray:
+    """How many cells of each (query bin, key bin) a query may see (key ≤ query)."""
+    edges = bin_edges(T, size)[:-1]
+    visible = np.tri(T, dtype=np.float32)
+    return np.add.reduceat(np.add.reduceat(visible, edges, axis=0), edges, axis=1)
+
+
+def block_average(pattern: np.ndarray, size: int = CELL) -> tuple[np.ndarray, np.ndarray]:
+    """A [T, T] attention pattern as at most size × size bins, each the mean over the cells its queries can
+    see (masked cells, above the diagonal, are left out; a bin with none is NaN). Returns (bins, edges): bin
+    (r, c) covers queries edges[r]..edges[r+1]-1 and keys edges[c]..edges[c+1]-1. At T ≤ size the bins are the
+    cells themselves, exactly."""
+    T = pattern.shape[0]
+    if T <= size:
+        out = np.array(pattern, dtype=np.float32)
+        out[np.triu_indices(T, k=1)] = np.nan
+        return out, np.arange(T + 1)
+    edges = bin_edges(T, size)
+    sums = np.add.reduceat(np.add.reduceat(np.tril(pattern).astype(np.float32), edges[:-1], axis=0),
+                           edges[:-1], axis=1)
+    counts = _visible_counts(T, size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan).astype(np.float32), edges
 
 
 def downsample(pattern: np.ndarray, size: int = CELL) -> np.ndarray:
-    """Block-average a [T, T] pattern to at most size × size (bins of near-equal width)."""
-    T = pattern.shape[0]
-    if T <= size:
-        return pattern
-    edges = np.linspace(0, T, size + 1).astype(int)
-    rows = np.add.reduceat(pattern, edges[:-1], axis=0) / np.diff(edges)[:, None]
-    return np.add.reduceat(rows, edges[:-1], axis=1) / np.diff(edges)[None, :]
+    """Block-average a [T, T] pattern to at most size × size (masked bins are NaN): see `block_average`."""
+    return block_average(pattern, size)[0]
 
 
-def grid_image(patterns: np.ndarray) -> tuple[np.ndarray, int]:
-    """All heads' downsampled patterns [L, H, T, T] tiled into one image (one NaN row/column between cells),
-    quantised to 0..255: the grid shows shapes, and uint8 keeps 144 patterns small on the wire."""
-    L, H = patterns.shape[:2]
-    cells = [[downsample(patterns[l, h]) for h in range(H)] for l in range(L)]
-    s = cells[0][0].shape[0]
-    image = np.full((L * (s + 1) - 1, H * (s + 1) - 1), np.nan, dtype=np.float32)
-    for l in range(L):
+def grid_image(patterns) -> tuple[np.ndarray, int]:
+    """All heads' downsampled patterns, per block [H, T, T] (an [L, H, T, T] array or a list of per-block
+    arrays: no copy of the whole model's patterns is made), tiled into one image with a one-pixel gap (-1)
+    between cells. Each cell is scaled to its own maximum (the grid shows shapes); masked bins are NaN."""
+    blocks = list(patterns)
+    L, H = len(blocks), blocks[0].shape[0]
+    s = min(CELL, blocks[0].shape[-1])
+    image = np.full((L * (s + 1) - 1, H * (s + 1) - 1), -1.0, dtype=np.float32)
+    for l, block in enumerate(blocks):
         for h in range(H):
-            cell = cells[l][h] / max(float(cells[l][h].max()), 1e-9)  # each cell on its own scale
-            image[l * (s + 1): l * (s + 1) + s, h * (s + 1): h * (s + 1) + s] = cell
+            cell = downsample(np.asarray(block[h]), s)
+            top = np.nanmax(cell) if np.isfinite(cell).any() else 1.0
+            image[l * (s + 1): l * (s + 1) + s, h * (s + 1): h * (s + 1) + s] = cell / max(float(top), 1e-9)
     return image, s
 
 
-def grid_figure(patterns: np.ndarray) -> go.Figure:
-    L, H = patterns.shape[:2]
+def quantise_grid(image: np.ndarray) -> np.ndarray:
+    """The grid image as uint8 codes (0..ATTN_MAX attention, MASKED, GAP): 144 patterns in ~150 kB."""
+    codes = np.round(np.clip(np.nan_to_num(image, nan=0.0), 0, 1) * ATTN_MAX).astype(np.uint8)
+    codes[np.isnan(image)] = MASKED
+    codes[image < 0] = GAP
+    return codes
+
+
+def grid_figure(patterns, stats: dict[str, np.ndarray] | None = None,
+                highlight: list[tuple[int, int]] = ()) -> go.Figure:
+    """The block × head grid of patterns. One invisible marker per cell carries (block+1, head+1, block, head,
+    and the statistics when given): hover names the head, a click opens it. `highlight` heads are outlined."""
     image, s = grid_image(patterns)
-    quantised = np.where(np.isnan(image), 255, np.round((1 - image) * 254)).astype(np.uint8)
-    fig = go.Figure(go.Heatmap(z=quantised, colorscale="Greys_r", zmin=0, zmax=255, showscale=False,
-                               hoverinfo="skip"))
-    # One invisible marker per cell carries its (block, head): hover names the head, a click opens it.
+    L, H = (image.shape[0] + 1) // (s + 1), (image.shape[1] + 1) // (s + 1)
+    fig = go.Figure(go.Heatmap(z=quantise_grid(image), colorscale=GRID_COLORSCALE, zmin=0, zmax=255,
+                               showscale=False, hoverinfo="skip"))
     blocks, heads = np.divmod(np.arange(L * H), H)
+    columns = [blocks + 1, heads + 1, blocks, heads]
+    hover = "<b>block %{customdata[0]}, head %{customdata[1]}</b> (L%{customdata[2]}H%{customdata[3]})"
+    if stats:
+        for n, key in enumerate(STATISTICS, start=4):
+            columns.append(np.round(stats[key].reshape(-1).astype(float), 4))
+            hover += f"<br>{STATISTICS[key]}: %{{customdata[{n}]:{STAT_FORMATS[key]}}}"
     fig.add_scatter(x=heads * (s + 1) + (s - 1) / 2, y=blocks * (s + 1) + (s - 1) / 2, mode="markers",
                     marker=dict(size=max(8, min(40, 560 // max(L, H))), opacity=0, symbol="square"),
                     # a plain list: clickData carries it back, and typed arrays would arrive as {"0": ...} objects
-                    customdata=np.stack([blocks + 1, heads + 1, blocks, heads], axis=1).tolist(),
-                    hovertemplate="block %{customdata[0]}, head %{customdata[1]} "
-                                  "(L%{customdata[2]}H%{customdata[3]})<br>click to open<extra></extra>",
-                    showlegend=False)
-    fig.update_xaxes(tickvals=[h * (s + 1) + s / 2 for h in range(H)], ticktext=[str(h + 1) for h in range(H)],
-                     title="head", side="top", showgrid=False)
-    fig.update_yaxes(tickvals=[l * (s + 1) + s / 2 for l in range(L)], ticktext=[str(l + 1) for l in range(L)],
-                     title="block", autorange="reversed", showgrid=False, scaleanchor="x")
-    return style(fig, "Every head's attention pattern (dark = more attention; click one to open it)", height=640)
+                    customdata=np.stack(columns, axis=1).tolist(),
+                    hovertemplate=hover + "<br>click to open<extra></extra>", showlegend=False)
+    for l, h in highlight:
+        fig.add_shape(type="rect", x0=h * (s + 1) - 0.8, x1=h * (s + 1) + s - 0.2, y0=l * (s + 1) - 0.8,
+                      y1=l * (s + 1) + s - 0.2, line=dict(color=HIGHLIGHT, width=3))
+    fig.update_xaxes(tickvals=[h * (s + 1) + (s - 1) / 2 for h in range(H)], ticktext=[str(h + 1) for h in range(H)],
+                     title="head", side="top", showgrid=False, zeroline=False)
+    fig.update_yaxes(tickvals=[l * (s + 1) + (s - 1) / 2 for l in range(L)], ticktext=[str(l + 1) for l in range(L)],
+                     title="block", autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x")
+    style(fig, "Every head's pattern (darker = more attention, grey = masked)", height=680)
+    fig.update_layout(margin=dict(t=110))
+    return fig
 
 
-def statistic_figure(values: np.ndarray, name: str) -> go.Figure:
+def top_heads(values: np.ndarray, statistic: str, n: int) -> list[tuple[int, int]]:
+    """The n heads that stand out by `statistic`: lowest entropy, else highest value."""
+    flat = values.reshape(-1).astype(np.float64)
+    order = np.argsort(flat if statistic in ASCENDING else -flat, kind="stable")[:n]
+    return [tuple(int(x) for x in divmod(int(i), values.shape[1])) for i in order]
+
+
+def statistic_figure(values: np.ndarray, name: str, fmt: str = ".2f") -> go.Figure:
     L, H = values.shape
     fig = go.Figure(go.Heatmap(z=values.astype(np.float32), x=[str(h + 1) for h in range(H)],
-                               y=[str(l + 1) for l in range(L)], colorscale=SEQUENTIAL,
-                               hovertemplate="block %{y}, head %{x}<br>" + name + " = %{z:.3f}<extra></extra>"))
+                               y=[str(l + 1) for l in range(L)], colorscale=SEQUENTIAL, zmin=0,
+                               texttemplate=f"%{{z:{fmt}}}" if L * H <= 256 else None, textfont=dict(size=10),
+                               hovertemplate="block %{y}, head %{x}<br>" + name + f" = %{{z:{fmt}}}"
+                                             "<br>click to open<extra></extra>"))
     fig.update_xaxes(title="head", type="category")
     fig.update_yaxes(title="block", type="category", autorange="reversed")
-    return style(fig, name, height=420)
+    return style(fig, f"{name}, every head", height=480)
 
 
-def statistics_table(stats: dict[str, np.ndarray], sort_by: str, top: int = 15) -> list[dict]:
+def statistics_table(stats: dict[str, np.ndarray], sort_by: str, top: int | None = None) -> list[dict]:
+    """One row per head (id "block,head", 0-based), sorted by `sort_by` (entropy ascending, others
+    descending); `top` keeps the first rows only."""
     L, H = stats["entropy"].shape
-    rows = [{"head": f"{l + 1}.{h + 1}", "tl": f"L{l}H{h}", **{k: round(float(v[l, h]), 3) for k, v in stats.items()}}
-            for l in range(L) for h in range(H)]
-    return sorted(rows, key=lambda r: r[sort_by], reverse=sort_by != "entropy")[:top]
+    rows = [{"id": f"{l},{h}", "head": f"{l + 1}.{h + 1}", "tl": f"L{l}H{h}",
+             **{k: round(float(v[l, h]), 3) for k, v in stats.items()}} for l in range(L) for h in range(H)]
+    rows.sort(key=lambda r: r[sort_by], reverse=sort_by not in ASCENDING)
+    return rows[:top] if top else rows
 
 
 def all_statistics(trace) -> dict[str, np.ndarray]:
@@ -97,22 +184,57 @@ def all_statistics(trace) -> dict[str, np.ndarray]:
     return {k: np.stack([s[k] for s in per_layer]) for k in STATISTICS}
 
 
+def head_from_click(trigger: str, grid_click, map_click, table_cell) -> tuple[int, int]:
+    """(block, head), 0-based, from a click on the grid, the statistic map or the table; ValueError etc. on junk."""
+    if trigger == "heads-grid":
+        data = grid_click["points"][0]["customdata"]
+        return int(data[2]), int(data[3])
+    if trigger == "heads-statistic-map":
+        point = map_click["points"][0]
+        return int(point["y"]) - 1, int(point["x"]) - 1
+    if trigger == "heads-table":
+        block, head = str(table_cell["row_id"]).split(",")
+        return int(block), int(head)
+    raise ValueError(trigger)
+
+
 def section():
+    stat_text = (
+        "**Entropy** (bits): how spread out a query's attention is, averaged over the queries: 0 = all on one "
+        "token; a head that spreads evenly over i + 1 tokens has log₂(i + 1). **First token**: the share on "
+        "token 0, where many heads park attention they do not need (an *attention sink*). **Previous token**: "
+        "the share on the token just before (row 0 has none, so it is left out of that mean). **Itself**: the "
+        "share on the query's own token. **Distance**: how many tokens back the head looks, on average.")
     return [
         explanation(
-            "Every block has several heads, each with its own pattern. Some heads look at the **previous token**, "
-            "some park their attention on the **first token** when nothing else is relevant (an attention "
-            "sink), some look at the token itself, some spread out (high **entropy**). Pick a statistic to find "
-            "them; click a head to open it.",
-            r"H_{\text{head}} = \frac{1}{T}\sum_{i} \Big(-\sum_{j \le i} A_{ij} \log_2 A_{ij}\Big)"),
-        graph("heads-grid"),
-        html.Div([html.Label("Statistic", htmlFor="heads-statistic"),
-                  dcc.Dropdown(id="heads-statistic", options=[{"label": v, "value": k} for k, v in STATISTICS.items()],
-                               value="previous", clearable=False)], className="inline-control"),
-        graph("heads-statistic-map"),
-        dash_table.DataTable(id="heads-table", columns=[{"name": "head", "id": "head"}, {"name": "TransformerLens", "id": "tl"}]
-                             + [{"name": v, "id": k} for k, v in STATISTICS.items()],
-                             style_table={"overflowX": "auto"}, style_cell={"fontFamily": "inherit", "padding": "4px"}),
+            "Every block has several **heads**. Each head has its own query, key and value weights, so each "
+            "learns its own way of choosing which earlier tokens to read. Below is every head's pattern for "
+            "this prompt (queries down, keys across, as in the *Attention head* tab; long prompts are averaged "
+            "into 32 × 32 blocks). Some heads look at the **previous token**, some park their attention on the "
+            "**first token** when nothing else is relevant, some look at the token itself, some spread out. "
+            "Pick a statistic to find them (the top heads are outlined); click a head to open it.",
+            r"A^{(\ell,h)} = \mathrm{softmax}\!\left(\frac{Q^{(\ell,h)} K^{(\ell,h)\top}}{\sqrt{d_k}} + M\right),"
+            r"\quad H^{(\ell,h)} = \frac{1}{T}\sum_{i=0}^{T-1} \Big(-\sum_{j \le i} A_{ij} \log_2 A_{ij}\Big)"),
+        html.Div([
+            html.Div(graph("heads-grid"), style={"flex": "1 1 560px", "minWidth": "0"}),
+            html.Div([
+                html.Div([html.Label("Statistic", htmlFor="heads-statistic"),
+                          dcc.Dropdown(id="heads-statistic", value="previous", clearable=False,
+                                       options=[{"label": v, "value": k} for k, v in STATISTICS.items()])],
+                         className="inline-control"),
+                explanation(stat_text),
+                graph("heads-statistic-map"),
+            ], style={"flex": "1 1 420px", "minWidth": "0"}),
+        ], style={"display": "flex", "flexWrap": "wrap", "gap": "12px"}),
+        html.H4("Every head, sortable (click a column title to sort, a row to open the head)"),
+        dash_table.DataTable(
+            id="heads-table", page_size=12, sort_action="native",
+            columns=[{"name": "head", "id": "head"}, {"name": "L·H (from 0)", "id": "tl"}]
+            + [{"name": v, "id": k, "type": "numeric",
+                "format": FormatTemplate.percentage(1) if STAT_FORMATS[k].endswith("%") else Format(precision=3, scheme=Scheme.fixed)}
+               for k, v in STATISTICS.items()],
+            style_table={"overflowX": "auto"}, style_cell={"fontFamily": "inherit", "padding": "4px 8px"},
+            style_header={"fontWeight": "600", "whiteSpace": "normal"}),
     ]
 
 
@@ -123,31 +245,28 @@ def register(app) -> None:
     def show_heads(sequence, view, statistic):
         if view != "heads" or not sequence:
             raise PreventUpdate
-        statistic = statistic if statistic in STATISTICS else "previous"
+        statistic = statistic if isinstance(statistic, str) and statistic in STATISTICS else "previous"
         trace = state.trace_for(sequence["ids"])
-        patterns = np.stack([trace[f"blocks.{l}.attn.hook_pattern"].numpy() for l in range(trace.config.n_layer)])
+        L, H = trace.config.n_layer, trace.config.n_head
+        patterns = [trace[f"blocks.{l}.attn.hook_pattern"].numpy() for l in range(L)]  # views, no copy
         stats = all_statistics(trace)
-        return (grid_figure(patterns), statistic_figure(stats[statistic], STATISTICS[statistic]),
+        outlined = top_heads(stats[statistic], statistic, max(1, min(10, L * H // 8)))
+        return (grid_figure(patterns, stats, outlined),
+                statistic_figure(stats[statistic], STATISTICS[statistic], STAT_FORMATS[statistic]),
                 statistics_table(stats, statistic))
 
     @app.callback(Output(ids.BLOCK, "value", allow_duplicate=True), Output(ids.HEAD, "value", allow_duplicate=True),
                   Output(ids.VIEW, "value", allow_duplicate=True),
                   Input("heads-grid", "clickData"), Input("heads-statistic-map", "clickData"),
-                  Input(ids.SEQUENCE, "data"), prevent_initial_call=True)
-    def open_head(grid_click, map_click, sequence):
-        from dash import callback_context
-        trigger = callback_context.triggered_id
-        if trigger not in ("heads-grid", "heads-statistic-map") or not sequence:
+                  Input("heads-table", "active_cell"), State(ids.SEQUENCE, "data"), prevent_initial_call=True)
+    def open_head(grid_click, map_click, table_cell, sequence):
+        if not sequence:
             raise PreventUpdate
-        cfg = state.model.get().config
         try:
-            point = (grid_click if trigger == "heads-grid" else map_click)["points"][0]
-            if trigger == "heads-grid":
-                block, head = int(point["customdata"][2]), int(point["customdata"][3])
-            else:
-                block, head = int(point["y"]) - 1, int(point["x"]) - 1
-        except (TypeError, KeyError, ValueError, IndexError):
+            block, head = head_from_click(callback_context.triggered_id, grid_click, map_click, table_cell)
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError):
             raise PreventUpdate from None
+        cfg = state.model.get().config
         if not (0 <= block < cfg.n_layer and 0 <= head < cfg.n_head):
             raise PreventUpdate
         return block, head, "attention"

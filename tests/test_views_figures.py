@@ -101,7 +101,7 @@ def test_heads_grid_maps_cells_to_heads(trace):
     assert len(cells) == L * H and {(int(c[2]), int(c[3])) for c in cells} == {(l, h) for l in range(L) for h in range(H)}
     long = np.random.default_rng(0).random((2, 3, 1024, 1024)).astype(np.float32)
     image, size = heads.grid_image(long)
-    assert size == heads.CELL and image.shape == (2 * 17 - 1, 3 * 17 - 1)
+    assert size == heads.CELL and image.shape == (2 * (heads.CELL + 1) - 1, 3 * (heads.CELL + 1) - 1)
 
 
 def test_mlp_gelu_and_neurons(trace):

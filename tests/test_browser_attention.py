@@ -1,0 +1,139 @@
+"""The attention-head and all-heads views in headless Chromium: choosing a head redraws it, a click on a
+pattern cell explains its score, the grid and the table open a head, and a 512-token prompt stays usable."""
+import time
+from urllib.parse import urlencode
+
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.support.ui import WebDriverWait
+
+from app import create_app
+from model_runtime import GPT2Config
+from model_runtime.model import GPT
+from model_runtime.runtime import GPT2Runtime
+from model_runtime.tokenizer import get_tokenizer
+
+PROMPT = "When Mary and John went to the store, John gave a drink to"
+
+PATTERN = """
+const g = document.querySelector('#attention-scores .js-plotly-plot');
+if (!g || !g._fullData || g._fullData.length !== 4) { return null; }
+return JSON.stringify(Array.from(g._fullData[3].z, r => Array.from(r)));
+"""
+DRAWN = "const g = document.querySelector('#%s .js-plotly-plot'); return !!(g && g._fullData && g._fullData.length);"
+# Pixel offsets, from the top-left corner of a subplot's drag surface, of a heatmap cell or a data point.
+CELL_OFFSET = """
+const g = document.querySelector('#attention-scores .js-plotly-plot'), L = g._fullLayout;
+const area = g.querySelector('.nsewdrag[data-subplot="x4y4"]');
+area.scrollIntoView({block: 'center'});
+return [L.xaxis4.c2p(arguments[0]), L.yaxis4.c2p(arguments[1])];
+"""
+
+
+def wait_until(dash_duo, condition, timeout=30, message=""):
+    return WebDriverWait(dash_duo.driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: condition(), message)
+
+
+def open_page(dash_duo, runtime, **query):
+    dash_duo.start_server(create_app(runtime=runtime))
+    dash_duo.driver.get(dash_duo.server_url + "/?" + urlencode(query))
+
+
+def script(dash_duo, js, *args):
+    return dash_duo.driver.execute_script(js, *args)
+
+
+def title(dash_duo):
+    return dash_duo.find_element("#attention-title").text
+
+
+def click_at(dash_duo, element, dx, dy):
+    """A real mouse click (selenium 4.2: offsets from the element's top-left corner)."""
+    ActionChains(dash_duo.driver).move_to_element_with_offset(element, int(dx), int(dy)).click().perform()
+
+
+def open_tab(dash_duo, label):
+    dash_duo.find_element(f"//div[contains(@class, 'view-tab')][normalize-space()='{label}']", "XPATH").click()
+
+
+def test_choosing_a_head_redraws_it_and_a_cell_click_explains_its_score(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model, prompt=PROMPT, view="attention")
+    wait_until(dash_duo, lambda: script(dash_duo, PATTERN), message="head 1.1 drawn")
+    first = script(dash_duo, PATTERN)
+    dash_duo.select_dcc_dropdown("#head", index=2)
+    wait_until(dash_duo, lambda: script(dash_duo, PATTERN) not in (None, first), message="head 3 drawn")
+    second = script(dash_duo, PATTERN)
+    dash_duo.select_dcc_dropdown("#block", index=1)
+    wait_until(dash_duo, lambda: title(dash_duo).startswith("Block 2, head 3 (L1H2)"), message="block 2 title")
+    wait_until(dash_duo, lambda: script(dash_duo, PATTERN) not in (None, second), message="block 2 drawn")
+    # the pattern's hover carries raw, scaled and the top q·k terms for every cell
+    assert script(dash_duo, "return document.querySelector('#attention-scores .js-plotly-plot')"
+                            "._fullData[3].customdata[6][2].length") == 12
+    # click cell (query 6, key 2) of the pattern: the inspector explains its score with all d_head terms
+    dx, dy = script(dash_duo, CELL_OFFSET, 2, 6)
+    click_at(dash_duo, dash_duo.find_element('#attention-scores .nsewdrag[data-subplot="x4y4"]'), dx, dy)
+    dash_duo.wait_for_contains_text("#attention-cell", "Raw score q·k", timeout=20)
+    text = dash_duo.find_element("#attention-cell").text
+    assert "query 6:" in text and "key 2:" in text and "Block 2, head 3" in text
+    wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "attention-cell-terms"), message="terms chart")
+    bars = script(dash_duo, "return document.querySelector('#attention-cell-terms .js-plotly-plot')._fullData[0].y.length")
+    assert bars == tiny_model.config.d_head
+    assert dash_duo.get_logs() == []
+
+
+def test_grid_cell_and_table_row_open_that_head(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model, prompt=PROMPT, view="heads")
+    wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "heads-grid"), message="grid drawn")
+    # a real click in the middle of block 2, head 4's cell
+    dx, dy = script(dash_duo, """
+        const g = document.querySelector('#heads-grid .js-plotly-plot'), t = g._fullData[1], L = g._fullLayout;
+        const i = Array.from(t.customdata).findIndex(c => c[2] === 1 && c[3] === 3);
+        g.querySelector('.nsewdrag').scrollIntoView({block: 'center'});
+        return [L.xaxis.d2p(t.x[i]), L.yaxis.d2p(t.y[i])];""")
+    click_at(dash_duo, dash_duo.find_element("#heads-grid .nsewdrag"), dx, dy)
+    wait_until(dash_duo, lambda: title(dash_duo).startswith("Block 2, head 4"), message="grid click opened 2.4")
+    assert dash_duo.find_element(".view-tab-selected").text == "Attention head"
+    # the table: its first row (the head with the most previous-token attention) opens too
+    open_tab(dash_duo, "All heads")
+    dash_duo.wait_for_element("#heads-table td[data-dash-column='head']", timeout=20)
+    cell = dash_duo.find_element("#heads-table td[data-dash-column='head']")
+    block, head = cell.text.split(".")
+    cell.click()
+    wait_until(dash_duo, lambda: title(dash_duo).startswith(f"Block {block}, head {head} "),
+               message=f"table row opened {block}.{head}")
+    assert dash_duo.get_logs() == []
+
+
+@pytest.fixture(scope="module")
+def long_context_model():
+    """GPT-2's full context (1,024 positions) at a tiny width: long prompts are cheap."""
+    cfg = GPT2Config(n_layer=2, n_head=4, d_model=64, d_mlp=256, name="long-tiny")
+    return GPT2Runtime(GPT(cfg).init_untrained(), get_tokenizer(), pretrained=False, source="test",
+                       message="Untrained weights (test).")
+
+
+def test_512_tokens_render_the_grid_and_a_head_with_a_movable_window(dash_duo, long_context_model):
+    prompt = " word" * 512
+    assert len(long_context_model.tokenizer.encode(prompt)) == 512
+    start = time.monotonic()
+    open_page(dash_duo, long_context_model, prompt=prompt, view="heads")
+    wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "heads-grid"), timeout=60, message="grid for 512 tokens")
+    open_tab(dash_duo, "Attention head")
+    wait_until(dash_duo, lambda: script(dash_duo, PATTERN), timeout=60, message="a head at 512 tokens")
+    wait_until(dash_duo, lambda: "queries 384–511 × keys 384–511 of 512 tokens" in title(dash_duo))
+    assert time.monotonic() - start < 90
+    assert dash_duo.find_element("#attention-long").is_displayed()
+    rows = script(dash_duo, "return document.querySelector('#attention-scores .js-plotly-plot')._fullData[3].z.length")
+    assert rows == 128
+    # a click near the top-left of the overview moves the window to the first tokens
+    dx, dy = script(dash_duo, """
+        const g = document.querySelector('#attention-overview .js-plotly-plot'), L = g._fullLayout;
+        g.querySelector('.nsewdrag').scrollIntoView({block: 'center'});
+        return [L.xaxis.d2p(10), L.yaxis.d2p(20)];""")
+    click_at(dash_duo, dash_duo.find_element("#attention-overview .nsewdrag"), dx, dy)
+    wait_until(dash_duo, lambda: "queries 0–127 × keys 0–127" in title(dash_duo), timeout=30,
+               message="window moved to the start")
+    wait_until(dash_duo, lambda: (script(dash_duo, PATTERN) or "").startswith("[[1,"), message="row 0 drawn")
+    assert dash_duo.get_logs() == []
