@@ -137,7 +137,7 @@ class TraceCache:
 
 
 model = ModelHolder()
-traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "1024")) * 2**20)
+traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "512")) * 2**20, max_items=16)
 # Finished view results (figures) shared by every worker: a class opening the teacher's link asks for the same
 # prompt and settings again and again. Redis when CACHE_REDIS_URL is set, else files in a temporary folder.
 views_cache = Cache()

@@ -8,7 +8,7 @@ from loadtest import run  # noqa: E402
 
 
 def test_ten_students_for_ten_seconds(tiny_hf):
-    report = run(users=10, seconds=10, model=str(tiny_hf[0]), workers=2, threads=4, max_requests=50)
+    report = run(users=10, seconds=10, model=str(tiny_hf[0]), workers=2, threads=4, max_requests=50, think=(0.2, 1.0))
     assert report["requests"] >= 20
     assert report["errors"] == 0, report["by_kind"]
     assert report["answers_after"]
