@@ -1,9 +1,9 @@
 """GPT-2 in plain PyTorch, in the spirit of nanoGPT's model.py, with a named hook point at every stage.
 
 Every intermediate a view may show passes through a `HookPoint` (an identity module with a TransformerLens-style
-name such as ``blocks.3.attn.hook_pattern``). With no hooks attached the model is an ordinary GPT-2; the
-recorder in `trace.py` attaches forward hooks to keep what passes, and interventions (head ablation) attach
-hooks that return a changed tensor. The arithmetic is the same either way, so capturing changes no number.
+name such as ``blocks.3.attn.hook_pattern``). With no recorder on the model's `HookBoard` the model is an
+ordinary GPT-2; the recorder in `trace.py` keeps what passes, and interventions (head ablation) return a changed
+tensor. The arithmetic is the same either way, so capturing changes no number.
 
 Parameter names and layouts follow the Hugging Face checkpoint (wte, wpe, h.N.attn.c_attn, ...) so weights load
 by name;
@@ -23,15 +23,25 @@ from .config import GPT2Config
 LayerCache = tuple[torch.Tensor, torch.Tensor]
 
 
+class HookBoard:
+    """Where a model's hook points report: to the active recorder (see trace.Recorder), or to nobody. One
+    assignment switches every hook point of the model on or off, instead of attaching 300 torch hooks per pass."""
+
+    def __init__(self):
+        self.recorder = None
+
+
 class HookPoint(nn.Module):
     """Identity; a place where the recorder or an intervention can look at (or replace) a tensor."""
 
     def __init__(self, name: str):
         super().__init__()
         self.name = name
+        self.board: HookBoard | None = None  # set by GPT for all its hook points
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
+        recorder = self.board.recorder if self.board is not None else None
+        return x if recorder is None else recorder.visit(self.name, x)
 
 
 class LayerNorm(nn.Module):
@@ -150,6 +160,10 @@ class GPT(nn.Module):
         self.hook_embed = HookPoint("hook_embed")          # [B, T, d_model] rows of wte
         self.hook_pos_embed = HookPoint("hook_pos_embed")  # [B, T, d_model] rows of wpe
         self.hook_logits = HookPoint("logits")             # [B, T, vocab]
+        self.board = HookBoard()
+        for module in self.modules():
+            if isinstance(module, HookPoint):
+                module.board = self.board
 
     def forward(self, idx: torch.Tensor, past: list[LayerCache] | None = None
                 ) -> tuple[torch.Tensor, list[LayerCache]]:

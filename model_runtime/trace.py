@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -24,43 +25,41 @@ def _wanted(spec: CaptureSpec) -> Callable[[str], bool]:
     if spec is False or spec is None:
         return lambda name: False
     patterns = [spec] if isinstance(spec, str) else list(spec)
-    return lambda name: any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    matcher = re.compile("|".join(fnmatch.translate(p) for p in patterns)) if patterns else None
+    return lambda name: matcher is not None and matcher.match(name) is not None
 
 
 class Recorder:
-    """While active, keeps (a detached reference to) every tensor passing the selected hook points.
-
-    Interventions are attached before the capture hooks, so a capture shows the tensor the model actually
-    went on with."""
+    """While active, keeps (a detached reference to) every tensor passing the selected hook points, and applies
+    interventions there. An intervention runs before the capture, so a capture shows the tensor the model went on
+    with. The model's forward passes must not overlap while a recorder is active (GPT2Runtime holds a lock)."""
 
     def __init__(self, model: nn.Module, capture: CaptureSpec = True,
                  interventions: dict[str, Intervention] | None = None):
         self.model, self.wanted = model, _wanted(capture)
         self.interventions = interventions or {}
         self.captures: dict[str, torch.Tensor] = {}
-        self._handles = []
 
     def __enter__(self) -> "Recorder":
-        points = [m for m in self.model.modules() if isinstance(m, HookPoint)]
-        unknown = set(self.interventions) - {p.name for p in points}
+        unknown = set(self.interventions) - set(hook_point_names(self.model)) if self.interventions else set()
         if unknown:
             raise KeyError(f"no hook point named {sorted(unknown)}")
-        for point in points:
-            if point.name in self.interventions:
-                fn = self.interventions[point.name]
-                self._handles.append(point.register_forward_hook(lambda m, i, out, fn=fn: fn(out)))
-        for point in points:
-            if self.wanted(point.name):
-                self._handles.append(point.register_forward_hook(self._keep))
+        if self.model.board.recorder is not None:
+            raise RuntimeError("another recorder is already active on this model")
+        self.model.board.recorder = self
         return self
 
-    def _keep(self, module: HookPoint, inputs, output: torch.Tensor) -> None:
-        self.captures[module.name] = output.detach()
+    def visit(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Called by each hook point as the forward pass goes by."""
+        intervention = self.interventions.get(name)
+        if intervention is not None:
+            x = intervention(x)
+        if self.wanted(name):
+            self.captures[name] = x.detach()
+        return x
 
     def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self.model.board.recorder = None
 
 
 def hook_point_names(model: nn.Module) -> list[str]:
