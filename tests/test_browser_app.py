@@ -1,8 +1,7 @@
 """The whole app in headless Chromium, on a tiny random GPT-2: the page, the prompt, shared links, hostile
-prompts, and the block views (heads, grid, ablation, long prompts)."""
+prompts, and the block views (heads, grid, ablation); long prompts are in test_browser_attention."""
 from urllib.parse import urlencode
 
-import pytest
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
@@ -10,8 +9,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from app import create_app
 from components.layout import EXAMPLES
-from model_runtime import GPT2Config
-from model_runtime.model import GPT
 from model_runtime.runtime import GPT2Runtime
 from model_runtime.tokenizer import get_tokenizer
 
@@ -144,24 +141,4 @@ def test_ablating_a_head_changes_the_output(dash_duo, tiny_model):
     assert f"{tiny_model.config.n_head} head(s) off" in summary
     assert dash_duo.driver.execute_script(
         "return document.querySelector('#ablation-compare .js-plotly-plot')._fullData.length") == 2
-    assert dash_duo.get_logs() == []
-
-
-@pytest.fixture(scope="module")
-def long_context_model():
-    """Full context (1,024 positions), tiny width: long prompts are cheap."""
-    cfg = GPT2Config(n_layer=2, n_head=4, d_model=64, d_mlp=256, name="long-tiny")
-    return GPT2Runtime(GPT(cfg).init_untrained(), get_tokenizer(), pretrained=False, source="long-tiny",
-                       message="Untrained weights (test).")
-
-
-def test_long_prompt_renders_grid_and_head(dash_duo, long_context_model):
-    prompt = " word" * 512
-    assert len(long_context_model.tokenizer.encode(prompt)) == 512
-    open_page(dash_duo, long_context_model, view="heads", prompt=prompt)
-    wait_until(dash_duo, lambda: dash_duo.driver.execute_script(
-        "const g = document.querySelector('#heads-grid .js-plotly-plot'); return !!(g && g._fullData);"),
-        timeout=60, message="grid for 512 tokens")
-    dash_duo.find_element("//div[contains(@class, 'view-tab')][normalize-space()='Attention head']", "XPATH").click()
-    wait_until(dash_duo, lambda: heatmaps(dash_duo, "attention-scores"), timeout=60, message="a head at 512 tokens")
     assert dash_duo.get_logs() == []
