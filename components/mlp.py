@@ -45,7 +45,7 @@ def gelu_figure(pre: np.ndarray, token_label: str) -> go.Figure:
                     hovertemplate="pre %{x:.3f} → post %{y:.3f}<extra></extra>")
     fig.update_xaxes(title="before GELU")
     fig.update_yaxes(title="after GELU")
-    fig.update_layout(legend=dict(orientation="h", y=1.12))
+    fig.update_layout(legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.8)"))
     return style(fig, "GELU: negative inputs are squashed to about 0, positive ones pass", height=360)
 
 

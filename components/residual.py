@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from . import ids, state
 from .common import register_token_choices, SEQUENTIAL, axis_labels, explanation, graph, message_figure, style, thin_ticks, valid_index
 
+TABLE_ROWS = 64  # the mean / scale table lists the last tokens only, so 1,024-token prompts stay light
 NORMS = {"ln1": ("hook_resid_pre", "ln1"), "ln2": ("hook_resid_mid", "ln2")}
 
 
@@ -59,10 +60,8 @@ def layernorm_figure(before: np.ndarray, after: np.ndarray, mean: float, scale: 
                         row=1, col=1)
         fig.add_histogram(x=values.astype(np.float32), name=name, marker_color=color, opacity=0.6, nbinsx=60,
                           showlegend=False, row=1, col=2)
-    fig.add_annotation(text=f"mean μ = {mean:.3f}, scale √(σ²+ε) = {scale:.3f}", xref="paper", yref="paper",
-                       x=0, y=1.18, showarrow=False)
-    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0.6))
-    return style(fig, title, height=360)
+    fig.update_layout(barmode="overlay", legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.8)"))
+    return style(fig, f"{title}: mean μ = {mean:.3f}, scale √(σ²+ε) = {scale:.3f}", height=380)
 
 
 def section():
@@ -116,7 +115,8 @@ def register(app) -> None:
                                   float(mean[position]), float(scale[position]), f"{where}, token {labels[position]}")
         table = html.Table([html.Thead(html.Tr([html.Th("token"), html.Th("mean μ"), html.Th("scale √(σ²+ε)")]))] +
                            [html.Tbody([html.Tr([html.Td(labels[i]), html.Td(f"{mean[i]:.4f}"), html.Td(f"{scale[i]:.4f}")])
-                                        for i in range(len(labels))])], className="terms")
+                                        for i in range(max(0, len(labels) - TABLE_ROWS), len(labels))])],
+                           className="terms")
         stage_labels, norms = stream_norms(trace)
         return (stream_figure(stage_labels, norms, labels), writes_figure(trace, position, labels[position]), ln_fig,
                 table)

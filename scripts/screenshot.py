@@ -24,8 +24,9 @@ sys.path.insert(0, str(ROOT))
 PAGE_DRAWN = """
 if (!document.querySelector('#pipeline .stage')) { return false; }
 if (document.querySelector('[data-dash-is-loading="true"]')) { return false; }
+const graphs = document.querySelectorAll('.view .dash-graph').length;
 const plots = Array.from(document.querySelectorAll('.view .js-plotly-plot'));
-return plots.every(p => p._fullData);
+return plots.length >= graphs && plots.every(p => p._fullData);
 """
 
 
