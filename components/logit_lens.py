@@ -41,11 +41,11 @@ def lens_figure(stage_labels: list[str], token_labels: list[str], top_ids: np.nd
                                texttemplate="%{text}", textfont=dict(size=11), customdata=hover,
                                colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="p(top)"),
                                hovertemplate="after %{y}, at %{x}<br>%{customdata}<extra></extra>"))
-    fig.update_xaxes(type="category", title="position (the guess is for the token after it)", side="top",
-                     **thin_ticks(token_labels, 32))
+    fig.update_xaxes(type="category", side="top", **thin_ticks(token_labels, 32))
     fig.update_yaxes(type="category", autorange="reversed")
-    return style(fig, "Logit lens: the most likely next token, read after each block",
-                 height=max(360, 30 * len(stage_labels) + 120))
+    style(fig, "Logit lens: the most likely next token after each position, read after each block",
+          height=max(360, 30 * len(stage_labels) + 150))
+    return fig.update_layout(margin_t=100)  # room for the token labels above the table
 
 
 def section():
