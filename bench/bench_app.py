@@ -11,13 +11,13 @@ import random
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.dash_client import DashClient  # noqa: E402
+from bench.models import model_source  # noqa: E402
 from components import generation, ids, output, state  # noqa: E402
 
 WORDS = "the a model token attention head layer of in to and is learns predicts next word".split()
@@ -41,27 +41,27 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def main() -> None:
+def arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="hub id or path; default: full-size random GPT-2")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
 
+
+def main(argv=None) -> None:
+    args = arguments(argv)
+    source, _folder = model_source(args.model)
+    print(json.dumps(run(source, args.tokens, args.repeat)))
+
+
+def run(source: str, T: int = 32, repeat: int = 15) -> dict:
+    """Print the per-interaction table; return its figures."""
     from app import create_app
     from model_runtime import load_gpt2
-    tmp = tempfile.TemporaryDirectory()
-    source = args.model
-    if source is None:
-        import torch
-        import transformers
-        torch.manual_seed(0)
-        transformers.GPT2LMHeadModel(transformers.GPT2Config()).save_pretrained(tmp.name)
-        source = tmp.name
     runtime = load_gpt2(source, device="cpu")
     client = DashClient(create_app(runtime=runtime).server.test_client())
     rng = random.Random(0)
-    T = args.tokens
 
     def output_view(sequence, temperature=1.0):
         return client.call(f"{output.FIGURE}.figure", {
@@ -90,21 +90,21 @@ def main() -> None:
     figures = {}
     samples = {"new prompt": [], "block/head change": [], "slider change": [], "generation step": []}
     sizes = {k: [] for k in samples}
-    for _ in range(args.repeat):
+    for _ in range(repeat):
         ms, size = timed(new_prompt)
         samples["new prompt"].append(ms)
         sizes["new prompt"].append(size)
     sequence = client.call(f"{ids.SEQUENCE}.data", {f"{ids.RUN}.n_clicks": 1}, {f"{ids.PROMPT}.value": prompt_of(T, rng)},
                            changed=f"{ids.RUN}.n_clicks").value(ids.SEQUENCE, "data")
     output_view(sequence)  # trace cached from here on
-    for i in range(args.repeat):
+    for i in range(repeat):
         ms, size = timed(lambda: attention_view(sequence, i % runtime.config.n_layer, (5 * i) % runtime.config.n_head))
         samples["block/head change"].append(ms)
         sizes["block/head change"].append(size)
         ms, size = timed(lambda: output_view(sequence, temperature=round(0.1 + 0.1 * i, 2)))
         samples["slider change"].append(ms)
         sizes["slider change"].append(size)
-    for i in range(max(2, args.repeat // 5)):
+    for i in range(max(2, repeat // 5)):
         ms, size = timed(lambda: client.call(f"{ids.GENERATION}.data", {f"{generation.RUN}.n_clicks": 1}, {
             f"{ids.SEQUENCE}.data": sequence, f"{generation.N_TOKENS}.value": 20, f"{generation.CACHE}.value": ["on"],
             f"{ids.TEMPERATURE}.value": 1.0, f"{ids.TOP_K}.value": 0, f"{ids.TOP_P}.value": 1.0,
@@ -119,14 +119,14 @@ def main() -> None:
         print(f"  {kind:<18} p50 {figures[kind]['p50_ms']:8.1f}   p95 {figures[kind]['p95_ms']:8.1f}   "
               f"{figures[kind]['bytes']:>9,} bytes")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  peak resident memory of the app process: {peak_mb:.0f} MB")
-    print(json.dumps({
+    print(f"  peak resident memory of this process: {peak_mb:.0f} MB (alone, bench_app.py measures the app by itself)")
+    return {
         "tokens": T, "interactions": figures,
         "prompt_p50_ms": figures["new prompt"]["p50_ms"], "head_change_p50_ms": figures["block/head change"]["p50_ms"],
         "slider_p50_ms": figures["slider change"]["p50_ms"],
         "generation_step_p50_ms": figures["generation step"]["p50_ms"],
         "bytes_per_interaction_t32": max(f["bytes"] for k, f in figures.items() if k != "generation step"),
-        "peak_rss_mb": round(peak_mb)}))
+        "peak_rss_mb": round(peak_mb)}
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.models import model_source  # noqa: E402
 from model_runtime import load_gpt2  # noqa: E402
 
 
@@ -86,34 +86,36 @@ def bf16_error(model_source, ids) -> dict:
             "top1_agreement": float((f32.argmax(-1) == bf16.argmax(-1)).float().mean())}
 
 
-def main() -> None:
+def arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="hub id or path; default: full-size random GPT-2")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="fewer tokens and repeats (smoke test)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.new_tokens, args.repeat = 16, 2
+    return args
 
-    tmp = tempfile.TemporaryDirectory()
-    source = args.model
-    if source is None:  # a random transformers GPT-2 saved to disk: both implementations read the same file
-        import transformers
-        torch.manual_seed(0)
-        transformers.GPT2LMHeadModel(transformers.GPT2Config()).save_pretrained(tmp.name)
-        source = tmp.name
-    model = load_gpt2(source, device=args.device)
+
+def main(argv=None) -> None:
+    args = arguments(argv)
+    source, _folder = model_source(args.model)
+    print(json.dumps(run(source, args.device, args.new_tokens, args.repeat)))
+
+
+def run(source: str, device: str, n: int, repeat: int) -> dict:
+    """Print the runtime tables; return their figures."""
+    model = load_gpt2(source, device=device)
     print(f"{model!r}  torch {torch.__version__}, {torch.get_num_threads()} threads")
     folder = source if Path(source).is_dir() else None
     hf = hf_reference(folder, str(model.device))
 
-    print("\nForward pass, plain vs all captures (best of", args.repeat, "runs)")
-    rows = forward_table(model, [8, 64, 256], args.repeat)
+    print("\nForward pass, plain vs all captures (best of", repeat, "runs)")
+    rows = forward_table(model, [8, 64, 256], repeat)
 
     prompt = list(range(1000, 1016))
-    n = args.new_tokens
     print(f"\nDecode, {len(prompt)}-token prompt, {n} new tokens, sampled (temperature 1, no top-k)")
     ours_nocap = decode_tok_s(model, prompt, n)
     ours_cap = decode_tok_s(model, prompt, n, capture=True)
@@ -126,7 +128,7 @@ def main() -> None:
         print(f"  transformers generate         {hf_tok_s:7.1f} tok/s   ours/HF {ours_cap / hf_tok_s:4.2f}x "
               f"(captures on), {ours_nocap / hf_tok_s:4.2f}x (off)")
 
-    resample = resample_ms(model, args.repeat)
+    resample = resample_ms(model, repeat)
     print(f"  re-sampling a step from cached logits (new temperature / top-k / top-p / seed): {resample:.2f} ms")
 
     print("\nbfloat16 vs float32 logits (T=64)")
@@ -144,7 +146,7 @@ def main() -> None:
         "resample_ms": round(resample, 3),
         "bf16": err,
     }
-    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":
