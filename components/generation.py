@@ -9,6 +9,7 @@ that state and the Next-token view highlights the token the generation drew ther
 from __future__ import annotations
 
 import json
+import uuid
 
 import numpy as np
 import plotly.graph_objects as go
@@ -28,6 +29,8 @@ HISTORY = 6           # runs kept for the timing comparison (cache on / off)
 
 N_TOKENS = "gen-n"
 RUN = "gen-run"
+STOP_RUN = "gen-stop-run"     # stops the generation in progress
+SESSION = "gen-session"       # dcc.Store: a random id per page load; with RUN's click count it names one run
 CACHE = "gen-cache"
 MESSAGE = "gen-message"
 STOP = "gen-stop"
@@ -105,15 +108,30 @@ def checked_use_cache(value) -> bool:
     raise ValueError("the KV-cache switch must be on or off")
 
 
+def run_id(session, n_clicks) -> str | None:
+    """The name of one generation run (page load + Generate click), shared by Generate and Stop."""
+    if isinstance(session, str) and session.isalnum() and len(session) <= 64 and isinstance(n_clicks, int):
+        return f"stop:{session}:{n_clicks}"
+    return None
+
+
+def stop_requested(name: str | None) -> bool:
+    # The shared cache, not a dict in memory: under gunicorn the Stop click may reach another worker.
+    return bool(name) and bool(state.views_cache.get(name))
+
+
 def run_generation(runtime, prompt_ids: list[int], n_tokens: int, params, use_cache: bool,
-                   max_seconds: float = MAX_SECONDS) -> dict:
-    """Generate and keep what the page shows: each step's token, top-5 candidates, timing and cache size."""
+                   max_seconds: float = MAX_SECONDS, stop_name: str | None = None) -> dict:
+    """Generate and keep what the page shows: each step's token, top-5 candidates, timing and cache size.
+    Between steps, a Stop click for `stop_name` ends the run (stop reason "cancelled")."""
     tokenizer = runtime.tokenizer
     gen = runtime.generate(prompt_ids, max_new_tokens=n_tokens, temperature=params.temperature,
                            top_k=params.top_k, top_p=params.top_p, seed=params.seed, use_cache=use_cache,
                            max_seconds=max_seconds)
     steps = []
     for step in gen:
+        if stop_requested(stop_name):
+            gen.cancel()
         record = step.sampling
         steps.append({
             "id": step.token_id, "text": step.token.text, "chip": readable(step.token),
@@ -152,7 +170,8 @@ def prompt_of(sequence) -> list[int]:
     return token_ids
 
 
-def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k, top_p, seed, previous=None):
+def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k, top_p, seed, previous=None,
+             session=None):
     """Generate button -> (generation record, message, sequence). The sequence goes back to the prompt (the
     chips then choose a step); with no sequence yet, the prompt box's text is used."""
     if not n_clicks:
@@ -175,7 +194,7 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
                 return no_update, f"Cannot generate: {why}", no_update
             new_sequence["prompt"] = prompt
             prompt_ids = new_sequence["ids"]
-        record = run_generation(state.model.get(), prompt_ids, n, params, cache)
+        record = run_generation(state.model.get(), prompt_ids, n, params, cache, stop_name=run_id(session, n_clicks))
     except (ValueError, RuntimeError) as why:
         return no_update, f"Cannot generate: {why}", no_update
     history = previous.get("history") if isinstance(previous, dict) else None
@@ -352,6 +371,8 @@ def section():
             dcc.Checklist(id=CACHE, options=[{"label": " use KV cache", "value": "on"}], value=["on"], inline=True,
                           style={"display": "inline-block", "margin": "0 1em"}),
             html.Button("Generate", id=RUN, n_clicks=0, className="run-button"),
+            html.Button("■ Stop", id=STOP_RUN, n_clicks=0, disabled=True, className="player-button",
+                        title="Stop the generation in progress"),
             html.Span(" Uses the temperature, top-k, top-p and seed above.", className="hint"),
         ], className="gen-controls"),
         dcc.Loading(html.Div(id=MESSAGE, className="view-message", role="alert"), type="dot"),
@@ -376,6 +397,7 @@ def section():
         html.Div(id=TIMINGS, className="gen-timings"),
         common.graph(STEPS_FIGURE),
         dcc.Store(id=PLAYER, data={"shown": 0, "playing": False, "total": 0}),
+        dcc.Store(id=SESSION, data=uuid.uuid4().hex),
         dcc.Interval(id=INTERVAL, interval=250, disabled=True),
     ], className="view view-generation")
 
@@ -425,15 +447,27 @@ function(player, chips, sequence, generation) {
 """ % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE)}
 
 
+def stop(n_clicks, session, run_clicks):
+    """Stop button -> ask the run in progress to end after its current step."""
+    name = run_id(session, run_clicks)
+    if not n_clicks or name is None:
+        raise PreventUpdate
+    state.views_cache.set(name, True, timeout=300)
+    return "Stopping…"
+
+
 def register(app) -> None:
+    app.callback(Output(STOP, "children", allow_duplicate=True), Input(STOP_RUN, "n_clicks"),
+                 State(SESSION, "data"), State(RUN, "n_clicks"), prevent_initial_call=True)(stop)
     app.callback(
         Output(ids.GENERATION, "data"), Output(MESSAGE, "children"),
         Output(ids.SEQUENCE, "data", allow_duplicate=True),
         Input(RUN, "n_clicks"),
         State(ids.SEQUENCE, "data"), State(ids.PROMPT, "value"), State(N_TOKENS, "value"), State(CACHE, "value"),
         State(ids.TEMPERATURE, "value"), State(ids.TOP_K, "value"), State(ids.TOP_P, "value"),
-        State(ids.SEED, "value"), State(ids.GENERATION, "data"),
-        running=[(Output(RUN, "disabled"), True, False)], prevent_initial_call=True,
+        State(ids.SEED, "value"), State(ids.GENERATION, "data"), State(SESSION, "data"),
+        running=[(Output(RUN, "disabled"), True, False), (Output(STOP_RUN, "disabled"), False, True)],
+        prevent_initial_call=True,
     )(generate)
     app.callback(
         Output(PROMPT_TEXT, "children"), Output(TOKENS, "children"), Output(STOP, "children"),

@@ -416,3 +416,18 @@ def test_logits_table_shows_raw_and_scaled_logits(model, sequence):
         assert float(cells[3]) == pytest.approx(float(record.logits[token]), abs=1e-3)
         assert float(cells[4]) == pytest.approx(float(record.logits[token]) / 0.5, abs=1e-3)
         assert cells[6] == ("kept" if record.kept_top_k[token] else "removed")
+
+
+def test_stop_ends_a_run_after_its_current_step(tiny_model):
+    from app import create_app
+    from model_runtime.sampling import SamplingParams
+    create_app(runtime=tiny_model)  # sets up the shared cache the Stop button writes to
+    assert generation.run_id("../etc", 1) is None and generation.run_id("abc", "1") is None
+    name = generation.run_id("page1", 3)
+    assert not generation.stop_requested(name)
+    assert generation.stop(1, "page1", 3) == "Stopping…"
+    record = generation.run_generation(tiny_model, [1, 2, 3], 50, SamplingParams(seed=0), True, stop_name=name)
+    assert record["stop_reason"] == "cancelled" and len(record["steps"]) == 1
+    other = generation.run_generation(tiny_model, [1, 2, 3], 5, SamplingParams(seed=0), True,
+                                      stop_name=generation.run_id("page1", 4))
+    assert other["stop_reason"] == "max_new_tokens" and len(other["steps"]) == 5
