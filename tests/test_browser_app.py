@@ -1,16 +1,12 @@
 """The whole app in headless Chromium, on a tiny random GPT-2: the page, the prompt, shared links, hostile
 prompts, and the block views (heads, grid, ablation); long prompts are in test_browser_attention."""
-from urllib.parse import urlencode
-
-from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
-from selenium.webdriver.common.action_chains import ActionChains
+from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-from app import create_app
 from components.layout import EXAMPLES
 from model_runtime.runtime import GPT2Runtime
 from model_runtime.tokenizer import get_tokenizer
+from tests.browser import DRAWN, click_grid_cell, open_page, open_tab, script, wait_until
 
 FIGURE_Z = """
 const g = document.querySelector('#%s .js-plotly-plot');
@@ -19,22 +15,12 @@ return g._fullData.filter(t => t.type === 'heatmap').map(t => JSON.stringify(Arr
 """
 
 
-def wait_until(dash_duo, condition, timeout=30, message=""):
-    return WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda _: condition(), message)
-
-
-def open_page(dash_duo, runtime, **query):
-    dash_duo.start_server(create_app(runtime=runtime))
-    dash_duo.driver.get(dash_duo.server_url + ("/?" + urlencode(query) if query else "/"))
-
-
 def chip_count(dash_duo):
     return len(dash_duo.find_elements("#token-chips .token-chip"))
 
 
 def heatmaps(dash_duo, graph_id):
-    return dash_duo.driver.execute_script(FIGURE_Z % graph_id)
+    return script(dash_duo, FIGURE_Z % graph_id)
 
 
 def no_alert(driver):
@@ -114,19 +100,9 @@ def test_block_and_head_change_the_heatmaps_and_grid_opens_a_head(dash_duo, tiny
     dash_duo.select_dcc_dropdown("#block", index=1)
     wait_until(dash_duo, lambda: "Block 2, head 3" in dash_duo.find_element("#attention-title").text)
     # The grid: clicking a cell opens that head in the attention tab.
-    dash_duo.find_element("//div[contains(@class, 'view-tab')][normalize-space()='All heads']", "XPATH").click()
-    wait_until(dash_duo, lambda: dash_duo.driver.execute_script(
-        "const g = document.querySelector('#heads-grid .js-plotly-plot'); return !!(g && g._fullData);"))
-    # A real mouse click at the centre of block 1, head 2's cell (selenium 4.2: offsets from the top-left corner).
-    dx, dy = dash_duo.driver.execute_script("""
-        const g = document.querySelector('#heads-grid .js-plotly-plot');
-        const t = g._fullData[1], L = g._fullLayout;
-        const i = Array.from(t.customdata).findIndex(c => c[2] === 0 && c[3] === 1);
-        const area = g.querySelector('.nsewdrag');
-        area.scrollIntoView({block: 'center'});
-        return [L.xaxis.d2p(t.x[i]), L.yaxis.d2p(t.y[i])];""")
-    surface = dash_duo.find_element("#heads-grid .nsewdrag")
-    ActionChains(dash_duo.driver).move_to_element_with_offset(surface, int(dx), int(dy)).click().perform()
+    open_tab(dash_duo, "All heads")
+    wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "heads-grid"), message="grid drawn")
+    click_grid_cell(dash_duo, block=0, head=1)
     wait_until(dash_duo, lambda: "Block 1, head 2" in dash_duo.find_element("#attention-title").text,
                message="grid click opened block 1, head 2")
     assert dash_duo.get_logs() == []
@@ -139,6 +115,6 @@ def test_ablating_a_head_changes_the_output(dash_duo, tiny_model):
     dash_duo.wait_for_contains_text("#ablation-summary", "KL divergence", timeout=30)
     summary = dash_duo.find_element("#ablation-summary").text
     assert f"{tiny_model.config.n_head} head(s) off" in summary
-    assert dash_duo.driver.execute_script(
-        "return document.querySelector('#ablation-compare .js-plotly-plot')._fullData.length") == 2
+    assert script(dash_duo,
+                  "return document.querySelector('#ablation-compare .js-plotly-plot')._fullData.length") == 2
     assert dash_duo.get_logs() == []

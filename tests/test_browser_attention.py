@@ -1,18 +1,14 @@
 """The attention-head and all-heads views in headless Chromium: choosing a head redraws it, a click on a
 pattern cell explains its score, the grid and the table open a head, and a 512-token prompt stays usable."""
 import time
-from urllib.parse import urlencode
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.action_chains import ActionChains
-from selenium.webdriver.support.ui import WebDriverWait
 
-from app import create_app
 from model_runtime import GPT2Config
 from model_runtime.model import GPT
 from model_runtime.runtime import GPT2Runtime
 from model_runtime.tokenizer import get_tokenizer
+from tests.browser import DRAWN, click_grid_cell, click_point, open_page, open_tab, script, wait_until
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
@@ -21,41 +17,10 @@ const g = document.querySelector('#attention-scores .js-plotly-plot');
 if (!g || !g._fullData || g._fullData.length !== 4) { return null; }
 return JSON.stringify(Array.from(g._fullData[3].z, r => Array.from(r)));
 """
-DRAWN = "const g = document.querySelector('#%s .js-plotly-plot'); return !!(g && g._fullData && g._fullData.length);"
-# Pixel offsets, from the top-left corner of a subplot's drag surface, of a heatmap cell or a data point.
-CELL_OFFSET = """
-const g = document.querySelector('#attention-scores .js-plotly-plot'), L = g._fullLayout;
-const area = g.querySelector('.nsewdrag[data-subplot="x4y4"]');
-area.scrollIntoView({block: 'center'});
-return [L.xaxis4.c2p(arguments[0]), L.yaxis4.c2p(arguments[1])];
-"""
-
-
-def wait_until(dash_duo, condition, timeout=30, message=""):
-    return WebDriverWait(dash_duo.driver, timeout, poll_frequency=0.2,
-                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: condition(), message)
-
-
-def open_page(dash_duo, runtime, **query):
-    dash_duo.start_server(create_app(runtime=runtime))
-    dash_duo.driver.get(dash_duo.server_url + "/?" + urlencode(query))
-
-
-def script(dash_duo, js, *args):
-    return dash_duo.driver.execute_script(js, *args)
 
 
 def title(dash_duo):
     return dash_duo.find_element("#attention-title").text
-
-
-def click_at(dash_duo, element, dx, dy):
-    """A real mouse click (selenium 4.2: offsets from the element's top-left corner)."""
-    ActionChains(dash_duo.driver).move_to_element_with_offset(element, int(dx), int(dy)).click().perform()
-
-
-def open_tab(dash_duo, label):
-    dash_duo.find_element(f"//div[contains(@class, 'view-tab')][normalize-space()='{label}']", "XPATH").click()
 
 
 def test_choosing_a_head_redraws_it_and_a_cell_click_explains_its_score(dash_duo, tiny_model):
@@ -72,8 +37,7 @@ def test_choosing_a_head_redraws_it_and_a_cell_click_explains_its_score(dash_duo
     assert script(dash_duo, "return document.querySelector('#attention-scores .js-plotly-plot')"
                             "._fullData[3].customdata[6][2].length") == 12
     # click cell (query 6, key 2) of the pattern: the inspector explains its score with all d_head terms
-    dx, dy = script(dash_duo, CELL_OFFSET, 2, 6)
-    click_at(dash_duo, dash_duo.find_element('#attention-scores .nsewdrag[data-subplot="x4y4"]'), dx, dy)
+    click_point(dash_duo, "attention-scores", 2, 6, subplot="x4y4")
     dash_duo.wait_for_contains_text("#attention-cell", "Raw score q·k", timeout=20)
     text = dash_duo.find_element("#attention-cell").text
     assert "query 6:" in text and "key 2:" in text and "Block 2, head 3" in text
@@ -87,12 +51,7 @@ def test_grid_cell_and_table_row_open_that_head(dash_duo, tiny_model):
     open_page(dash_duo, tiny_model, prompt=PROMPT, view="heads")
     wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "heads-grid"), message="grid drawn")
     # a real click in the middle of block 2, head 4's cell
-    dx, dy = script(dash_duo, """
-        const g = document.querySelector('#heads-grid .js-plotly-plot'), t = g._fullData[1], L = g._fullLayout;
-        const i = Array.from(t.customdata).findIndex(c => c[2] === 1 && c[3] === 3);
-        g.querySelector('.nsewdrag').scrollIntoView({block: 'center'});
-        return [L.xaxis.d2p(t.x[i]), L.yaxis.d2p(t.y[i])];""")
-    click_at(dash_duo, dash_duo.find_element("#heads-grid .nsewdrag"), dx, dy)
+    click_grid_cell(dash_duo, block=1, head=3)
     wait_until(dash_duo, lambda: title(dash_duo).startswith("Block 2, head 4"), message="grid click opened 2.4")
     assert dash_duo.find_element(".view-tab-selected").text == "Attention head"
     # the table: its first row (the head with the most previous-token attention) opens too
@@ -128,11 +87,7 @@ def test_512_tokens_render_the_grid_and_a_head_with_a_movable_window(dash_duo, l
     rows = script(dash_duo, "return document.querySelector('#attention-scores .js-plotly-plot')._fullData[3].z.length")
     assert rows == 128
     # a click near the top-left of the overview moves the window to the first tokens
-    dx, dy = script(dash_duo, """
-        const g = document.querySelector('#attention-overview .js-plotly-plot'), L = g._fullLayout;
-        g.querySelector('.nsewdrag').scrollIntoView({block: 'center'});
-        return [L.xaxis.d2p(10), L.yaxis.d2p(20)];""")
-    click_at(dash_duo, dash_duo.find_element("#attention-overview .nsewdrag"), dx, dy)
+    click_point(dash_duo, "attention-overview", 10, 20)
     wait_until(dash_duo, lambda: "queries 0–127 × keys 0–127" in title(dash_duo), timeout=30,
                message="window moved to the start")
     wait_until(dash_duo, lambda: (script(dash_duo, PATTERN) or "").startswith("[[1,"), message="row 0 drawn")

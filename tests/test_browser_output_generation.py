@@ -3,14 +3,12 @@ sliders change the chart without errors, a seeded generation shows exactly the r
 generated token moves every view to that step. Run: python -m pytest tests/test_browser_output_generation.py --headless"""
 import pytest
 import torch
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
-from app import create_app
 from components import generation, output
 from components.layout import EXAMPLES
 from model_runtime.sampling import SamplingParams, sampling_record
+from tests.browser import open_page, open_tab, script, wait_until
 
 PROMPT = EXAMPLES[0]  # what the page runs on load
 
@@ -27,13 +25,7 @@ def console_errors(dash_duo) -> list:
 
 
 def figure(dash_duo, graph_id):
-    return dash_duo.driver.execute_script(FIGURE_DATA % graph_id)
-
-
-def wait_until(dash_duo, condition, timeout=20, message=""):
-    """Poll `condition`; elements re-rendered mid-check (stale) just mean "not yet"."""
-    return WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda _: condition(), message)
+    return script(dash_duo, FIGURE_DATA % graph_id)
 
 
 def bar_values(data) -> dict:
@@ -41,13 +33,8 @@ def bar_values(data) -> dict:
     return {t["name"]: dict(zip(t["x"], t["y"])) for t in data or [] if t["type"] == "bar" and t["name"] != "renormalised"}
 
 
-def open_page(dash_duo, tiny_model, query):
-    dash_duo.start_server(create_app(runtime=tiny_model))
-    dash_duo.driver.get(dash_duo.server_url + "/?" + query)
-
-
 def test_sliders_change_the_output_chart(dash_duo, tiny_model):
-    open_page(dash_duo, tiny_model, "view=output&seed=0&temperature=1&top_k=0&top_p=1&top_n=20")
+    open_page(dash_duo, tiny_model, view="output", seed=0, temperature=1, top_k=0, top_p=1, top_n=20)
     logits = tiny_model.trace(PROMPT, capture=False).logits[-1]
 
     def top_probability(temperature):
@@ -73,7 +60,7 @@ def test_sliders_change_the_output_chart(dash_duo, tiny_model):
 
 def test_generate_reveal_and_choose_a_step(dash_duo, tiny_model):
     seed = 3
-    open_page(dash_duo, tiny_model, f"view=generation&seed={seed}&temperature=1&top_k=0&top_p=1")
+    open_page(dash_duo, tiny_model, view="generation", seed=seed, temperature=1, top_k=0, top_p=1)
     prompt_ids = tiny_model.tokenizer.encode(PROMPT)
     reference = tiny_model.generate(prompt_ids, max_new_tokens=5, temperature=1.0, top_k=0, top_p=1.0, seed=seed)
     expected = [generation.readable(step.token) for step in reference]
@@ -102,11 +89,11 @@ def test_generate_reveal_and_choose_a_step(dash_duo, tiny_model):
     chips[2].click()
     dash_duo.wait_for_contains_text(f"#{generation.PROGRESS}", "every view shows step 2")
     dash_duo.wait_for_contains_text("#pipeline", f"{len(prompt_ids) + 2} tokens")
-    dash_duo.find_element("//div[contains(@class, 'view-tab')][normalize-space()='Next token']", "XPATH").click()
+    open_tab(dash_duo, "Next token")
     dash_duo.wait_for_contains_text(f"#{output.SUMMARY}", "The generation drew at step 2", timeout=20)
     assert f"(id {reference.new_ids[2]})" in dash_duo.find_element(f"#{output.SUMMARY}").text
 
-    dash_duo.find_element("//div[contains(@class, 'view-tab')][normalize-space()='Generation']", "XPATH").click()
+    open_tab(dash_duo, "Generation")
     # Back on the tab, the chips are re-rendered and stay revealed (the player's state lives in the browser).
     wait_until(dash_duo, lambda: [c.get_attribute("textContent") for c in dash_duo.find_elements(
         f"#{generation.TOKENS} button") if c.is_displayed()] == expected, message="chips shown again")
