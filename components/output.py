@@ -3,7 +3,7 @@ of turning logits into one drawn token: logits -> divide by the temperature -> k
 nucleus (top p) -> renormalise -> draw.
 
 Moving a sampling control never runs the model again: the logits come from the cached trace
-(`state.trace_for(ids).logits[-1]`) and `model_runtime.sampling` recomputes the pipeline over the whole
+(`state.next_logits(ids)`) and `model_runtime.sampling` recomputes the pipeline over the whole
 vocabulary in a few milliseconds; only the top N candidates travel to the browser (float32 arrays).
 """
 from __future__ import annotations
@@ -314,7 +314,7 @@ def update_output(sequence, view, temperature, top_k, top_p, seed, top_n):
         return empty(message, message)
     try:
         runtime = state.model.get()
-        logits = state.trace_for(token_ids).logits[-1]
+        logits = state.next_logits(token_ids)
     except (ValueError, RuntimeError) as why:
         return empty(str(why), str(why))
 

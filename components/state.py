@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import torch
+from flask import has_app_context
 from flask_caching import Cache
 
 from model_runtime import GPT2Runtime, Trace, load_gpt2
@@ -88,8 +91,10 @@ class TraceCache:
     A new prompt fires several view callbacks at once; the first computes the trace and the others wait for
     it, so each prompt costs one forward pass."""
 
-    def __init__(self, max_bytes: int = 2 * 1024**3, max_items: int = 32, max_age_s: float = 3600):
-        self.max_bytes, self.max_items, self.max_age_s = max_bytes, max_items, max_age_s
+    def __init__(self, max_bytes: int = 2 * 1024**3, max_items: int = 32, max_age_s: float = 3600,
+                 on_new: Callable[[tuple[int, ...], Trace], None] | None = None):
+        """`on_new(ids, trace)` runs once for each trace computed here."""
+        self.max_bytes, self.max_items, self.max_age_s, self.on_new = max_bytes, max_items, max_age_s, on_new
         self._items: OrderedDict[tuple[int, ...], tuple[float, Trace]] = OrderedDict()
         self._pending: dict[tuple[int, ...], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -119,9 +124,16 @@ class TraceCache:
                 with self._lock:
                     self._items[key] = (time.monotonic(), trace)
                     self._evict()
+                if self.on_new is not None:
+                    self.on_new(key, trace)
         with self._lock:
             self._pending.pop(key, None)
         return trace
+
+    def peek(self, ids: Sequence[int]) -> Trace | None:
+        """The trace if it is cached here; never computes one."""
+        with self._lock:
+            return self._cached(tuple(ids))
 
     def _evict(self) -> None:
         while len(self._items) > 1 and (len(self._items) > self.max_items or
@@ -137,7 +149,8 @@ class TraceCache:
 
 
 model = ModelHolder()
-traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "512")) * 2**20, max_items=16)
+traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "512")) * 2**20, max_items=16,
+                    on_new=lambda ids, trace: share_next_logits(ids, trace))  # defined below
 # Finished view results (figures) shared by every worker: a class opening the teacher's link asks for the same
 # prompt and settings again and again. Redis when CACHE_REDIS_URL is set, else files in a temporary folder.
 views_cache = Cache()
@@ -189,6 +202,28 @@ def model_key() -> str:
 
 def trace_for(ids: Sequence[int]) -> Trace:
     return traces.get(ids)
+
+
+def next_logits(ids: Sequence[int]) -> torch.Tensor:
+    """The logits for the token after `ids` (all the Next-token view needs). Under gunicorn a slider move may
+    reach a worker that has not traced this prompt: it reads the logits the tracing worker shared (200 KB)
+    instead of running the model again."""
+    trace = traces.peek(ids)
+    if trace is None and has_app_context():
+        shared = views_cache.get(_logits_key(ids))
+        if shared is not None:
+            return torch.from_numpy(shared)
+    return (traces.get(ids) if trace is None else trace).logits[-1]
+
+
+def share_next_logits(ids: Sequence[int], trace: Trace) -> None:
+    if has_app_context():  # the shared cache belongs to a running app (not to a notebook using this module)
+        views_cache.set(_logits_key(ids), trace.logits[-1].numpy().copy())
+
+
+def _logits_key(ids: Sequence[int]) -> str:
+    digest = hashlib.sha1(json.dumps(list(map(int, ids))).encode()).hexdigest()
+    return f"next-logits|{model_key()}|{digest}"
 
 
 def prompt_to_sequence(text: str) -> tuple[dict | None, str | None]:

@@ -51,7 +51,8 @@ def server_memory_mb(pid: int) -> float:
 
 def start_server(model: str, workers: int, threads: int, port: int) -> subprocess.Popen:
     env = {**os.environ, "INSIDE_GPT2_MODEL": model, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}  # as the Procfile runs it
+           "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),  # as the Procfile runs it
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     return subprocess.Popen([sys.executable, "-m", "gunicorn", "app:server", "--workers", str(workers),
                              "--threads", str(threads), "--timeout", "120", "--bind", f"127.0.0.1:{port}"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -2,6 +2,7 @@
 import threading
 
 import pytest
+import torch
 
 from components import state
 
@@ -53,6 +54,22 @@ def test_cache_is_bounded_by_count_bytes_and_age(tiny_state, monkeypatch):
     old.get([5])
     old.get([5])
     assert len(calls) == 2  # expired: computed again
+
+
+def test_next_logits_come_from_the_shared_cache_on_a_worker_without_the_trace(tiny_state, monkeypatch, tmp_path):
+    from app import create_app
+    monkeypatch.setenv("INSIDE_GPT2_CACHE_DIR", str(tmp_path))
+    server = create_app(runtime=tiny_state).server
+    ids = [5, 6, 7, 8]
+    with server.app_context():
+        expected = state.trace_for(ids).logits[-1]
+        state.traces.clear()  # as on the other gunicorn worker: no trace in memory here
+        calls = count_forwards(tiny_state, monkeypatch)
+        assert torch.equal(state.next_logits(ids), expected) and calls == []
+        assert torch.equal(state.next_logits([5, 6, 7, 9]), state.trace_for([5, 6, 7, 9]).logits[-1])
+        assert len(calls) == 1  # a prompt no worker traced yet runs once
+    state.traces.clear()
+    assert torch.equal(state.next_logits(ids), expected)  # outside a running app: computed, not shared
 
 
 @pytest.mark.parametrize("text, expected", [
