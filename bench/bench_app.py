@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +62,9 @@ def run(source: str, T: int = 32, repeat: int = 15) -> dict:
     from app import create_app
     from model_runtime import load_gpt2
     runtime = load_gpt2(source, device="cpu")
+    # an empty view cache: results an earlier run left on disk would make first requests look like hits
+    views_dir = tempfile.TemporaryDirectory(prefix="bench-views-")  # removed when run() returns
+    os.environ["INSIDE_GPT2_CACHE_DIR"] = views_dir.name
     client = DashClient(create_app(runtime=runtime).server.test_client())
     rng = random.Random(0)
 
@@ -88,7 +93,8 @@ def run(source: str, T: int = 32, repeat: int = 15) -> dict:
         return r
 
     figures = {}
-    samples = {"new prompt": [], "block/head change": [], "slider change": [], "generation step": []}
+    samples = {"new prompt": [], "block/head change": [], "same head again": [], "slider change": [],
+               "generation step": []}
     sizes = {k: [] for k in samples}
     for _ in range(repeat):
         ms, size = timed(new_prompt)
@@ -98,9 +104,13 @@ def run(source: str, T: int = 32, repeat: int = 15) -> dict:
                            changed=f"{ids.RUN}.n_clicks").value(ids.SEQUENCE, "data")
     output_view(sequence)  # trace cached from here on
     for i in range(repeat):
-        ms, size = timed(lambda: attention_view(sequence, i % runtime.config.n_layer, (5 * i) % runtime.config.n_head))
+        block, head = i % runtime.config.n_layer, (5 * i) % runtime.config.n_head
+        ms, size = timed(lambda: attention_view(sequence, block, head))
         samples["block/head change"].append(ms)
         sizes["block/head change"].append(size)
+        ms, size = timed(lambda: attention_view(sequence, block, head))  # served from the shared view cache
+        samples["same head again"].append(ms)
+        sizes["same head again"].append(size)
         ms, size = timed(lambda: output_view(sequence, temperature=round(0.1 + 0.1 * i, 2)))
         samples["slider change"].append(ms)
         sizes["slider change"].append(size)
@@ -123,7 +133,7 @@ def run(source: str, T: int = 32, repeat: int = 15) -> dict:
     return {
         "tokens": T, "interactions": figures,
         "prompt_p50_ms": figures["new prompt"]["p50_ms"], "head_change_p50_ms": figures["block/head change"]["p50_ms"],
-        "slider_p50_ms": figures["slider change"]["p50_ms"],
+        "head_again_p50_ms": figures["same head again"]["p50_ms"], "slider_p50_ms": figures["slider change"]["p50_ms"],
         "generation_step_p50_ms": figures["generation step"]["p50_ms"],
         "bytes_per_interaction_t32": max(f["bytes"] for k, f in figures.items() if k != "generation step"),
         "peak_rss_mb": round(peak_mb)}

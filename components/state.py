@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from flask import has_app_context
 from flask_caching import Cache
+from plotly.basedatatypes import BaseFigure
 
 from model_runtime import GPT2Runtime, Trace, load_gpt2
 from model_runtime.tokenizer import without_lone_surrogates
@@ -181,7 +182,17 @@ _callbacks: dict = {}
 
 @views_cache.memoize()
 def _memoized_call(name, _model, args):
-    return _callbacks[name](*args)
+    return as_plain_data(_callbacks[name](*args))
+
+
+def as_plain_data(result):
+    """Figures as the plain dicts Dash would send anyway. A cache hit must be fast, and unpickling a
+    go.Figure re-validates every property (174 ms for the attention view's six figures, 0.5 ms as dicts)."""
+    if isinstance(result, BaseFigure):
+        return result.to_plotly_json()
+    if isinstance(result, (tuple, list)):
+        return type(result)(as_plain_data(r) for r in result)
+    return result
 
 
 def _code_version() -> str:

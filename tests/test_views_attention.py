@@ -4,12 +4,13 @@ import json
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 
 from app import create_app
 from bench.dash_client import DashClient
-from components import attention, heads, ids
+from components import attention, heads, ids, state
 from components.common import axis_labels
 from model_runtime import GPT2Config
 from model_runtime.model import GPT
@@ -364,6 +365,23 @@ def test_attention_callback_draws_the_chosen_head(client, tiny_model):
     closed = client.call("attention-scores.figure", {**inputs, f"{ids.VIEW}.value": "tokens"})
     assert closed.status == 204
     del trace
+
+
+def test_a_repeated_view_request_is_served_from_the_shared_cache(client, tiny_model, monkeypatch):
+    inputs = {f"{ids.SEQUENCE}.data": sequence(tiny_model, "A class opens the teacher's link"),
+              f"{ids.VIEW}.value": "attention", f"{ids.BLOCK}.value": 0, f"{ids.HEAD}.value": 1}
+    first = client.call("attention-scores.figure", inputs)
+    monkeypatch.setattr(attention, "scores_figure", lambda *a, **k: pytest.fail("the view was computed again"))
+    again = client.call("attention-scores.figure", inputs)
+    assert again.status == 200 and again.body == first.body
+    assert again.value("attention-scores", "figure")["data"][3]["z"]["dtype"] == "f4"  # still compact arrays
+
+
+def test_cached_figures_are_plain_data():
+    fig = go.Figure(go.Heatmap(z=np.eye(2, dtype=np.float32)))
+    plain = state.as_plain_data(("title", fig, [fig], None))
+    assert plain[0] == "title" and plain[3] is None
+    assert plain[1] == fig.to_plotly_json() and isinstance(plain[1], dict) and isinstance(plain[2][0], dict)
 
 
 def test_cell_inspector_lists_the_terms_of_a_clicked_cell(client, tiny_model):
