@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback_context, dcc, html
+from dash import ClientsideFunction, Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
@@ -25,6 +25,7 @@ OVERVIEW = 256         # the overview shows the whole pattern exactly up to this
 FULL_WIDTH_ROWS = 16   # the concatenation is drawn at all 768 columns up to this many tokens, else column means
 HEAD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+HEADVIEW_HOVER = "headview-hover"  # dcc.Store: the output slot of the clientside callback that binds hover focus
 HINT = "Click a cell of the pattern (④) to see which of the dimensions of q and k made its score."
 
 
@@ -315,7 +316,8 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                         text=[texts[p] for p in positions], textposition=f"middle {'left' if x == 0 else 'right'}",
                         textfont=dict(color=colours), marker=dict(size=7, color=colours), showlegend=False,
                         customdata=[[p, code] for p in positions],
-                        hovertemplate=f"%{{text}} as {role}<br>click to show only its lines<extra></extra>")
+                        hovertemplate=f"%{{text}} as {role}<br>its lines alone while hovered; click to keep"
+                                      "<extra></extra>")
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
     fig.update_yaxes(visible=False)
     fig.add_annotation(x=0, y=1, xref="x", yref="paper", text="<b>query</b> (attends)", showarrow=False, yanchor="bottom")
@@ -398,8 +400,8 @@ def section():
         explanation(
             "The head view draws the same pattern as lines: each token on the left (as a query) is joined to the "
             "tokens on the right (as keys) it attends to; thicker, darker lines carry more weight (weights under "
-            "1% are not drawn). Choose several heads to compare them in colour; click a token to see only its "
-            "lines, click it again to see all."),
+            "1% are not drawn). Choose several heads to compare them in colour; hover a token to see only its "
+            "lines, click it to keep them so, click it again to see all."),
         html.Div([
             html.Label("Heads", htmlFor="headview-heads"),
             dcc.Dropdown(id="headview-heads", multi=True, placeholder="the open head"),
@@ -410,6 +412,7 @@ def section():
                                     {"label": "as key (who reads it)", "value": "key"}]),
         ], className="headview-controls"),
         graph("attention-headview"),
+        dcc.Store(id=HEADVIEW_HOVER),
     ]
 
 
@@ -507,6 +510,9 @@ def register(app) -> None:
                                 focus if valid_index(focus, len(texts)) else None,
                                 side if side in ("query", "key") else "query",
                                 rows=range(q0, q0 + size), cols=range(k0, k0 + size), layer=layer)
+
+    app.clientside_callback(ClientsideFunction("headview", "bind_hover"), Output(HEADVIEW_HOVER, "data"),
+                            Input("attention-headview", "figure"), State("attention-headview", "id"))
 
     @app.callback(Output("headview-focus", "value"), Output("headview-side", "value"),
                   Input("attention-headview", "clickData"), State("headview-focus", "value"),

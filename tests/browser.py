@@ -51,10 +51,10 @@ def open_tab(dash_duo, label):
     dash_duo.find_element(f"//div[contains(@class, 'view-tab')][normalize-space()='{label}']", "XPATH").click()
 
 
-def click_point(dash_duo, graph, x, y, subplot="xy"):
-    """A real mouse click on data point (x, y) of the figure in element `graph`. Plotly may still be laying a
-    just-replaced figure out (a scale-anchored axis gets its final range last), so the click waits until the
-    point's pixel position has stayed put for a moment. Selenium 4.2: offsets from the element's top-left."""
+def point_on_screen(dash_duo, graph, x, y, subplot="xy"):
+    """The drag surface of a figure's subplot and the offsets of data point (x, y) from its top-left corner
+    (selenium 4.2's origin). Plotly may still be laying a just-replaced figure out (a scale-anchored axis
+    gets its final range last), so this waits until the point's pixel position has stayed put for a moment."""
     last, since = None, time.monotonic()
 
     def settled():
@@ -66,7 +66,19 @@ def click_point(dash_duo, graph, x, y, subplot="xy"):
 
     wait_until(dash_duo, settled, timeout=20, message=f"{graph}'s layout settled")
     surface = dash_duo.find_element(f'#{graph} .nsewdrag[data-subplot="{subplot}"]')
-    ActionChains(dash_duo.driver).move_to_element_with_offset(surface, int(last[0]), int(last[1])).click().perform()
+    return surface, int(last[0]), int(last[1])
+
+
+def click_point(dash_duo, graph, x, y, subplot="xy"):
+    """A real mouse click on data point (x, y) of the figure in element `graph`."""
+    surface, dx, dy = point_on_screen(dash_duo, graph, x, y, subplot)
+    ActionChains(dash_duo.driver).move_to_element_with_offset(surface, dx, dy).click().perform()
+
+
+def hover_point(dash_duo, graph, x, y, subplot="xy"):
+    """Move the mouse onto data point (x, y) of the figure in element `graph`."""
+    surface, dx, dy = point_on_screen(dash_duo, graph, x, y, subplot)
+    ActionChains(dash_duo.driver).move_to_element_with_offset(surface, dx, dy).perform()
 
 
 def click_grid_cell(dash_duo, block, head):

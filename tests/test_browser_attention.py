@@ -8,10 +8,18 @@ from model_runtime import GPT2Config
 from model_runtime.model import GPT
 from model_runtime.runtime import GPT2Runtime
 from model_runtime.tokenizer import get_tokenizer
-from tests.browser import DRAWN, click_grid_cell, click_point, open_page, open_tab, script, wait_until
+from tests.browser import DRAWN, click_grid_cell, click_point, hover_point, open_page, open_tab, script, wait_until
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
+# The head view's line traces: their opacities, and the y values of the focus overlays drawn over them.
+HEAD_VIEW_LINES = """
+const g = document.querySelector('#attention-headview .js-plotly-plot');
+const lines = g.data.filter(t => t.mode === 'lines' && t.hoverinfo === 'skip');
+const n = g._tokenFocus ? g._tokenFocus.firstOverlay : g.data.length;
+return {opacities: lines.filter((t, i) => g.data.indexOf(t) < n).map(t => t.opacity),
+        overlays: g.data.slice(n).map(t => Array.from(t.y))};
+"""
 PATTERN = """
 const g = document.querySelector('#attention-scores .js-plotly-plot');
 if (!g || !g._fullData || g._fullData.length !== 4) { return null; }
@@ -44,6 +52,23 @@ def test_choosing_a_head_redraws_it_and_a_cell_click_explains_its_score(dash_duo
     wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "attention-cell-terms"), message="terms chart")
     bars = script(dash_duo, "return document.querySelector('#attention-cell-terms .js-plotly-plot')._fullData[0].y.length")
     assert bars == tiny_model.config.d_head
+    assert dash_duo.get_logs() == []
+
+
+def test_hovering_a_token_in_the_head_view_shows_only_its_lines(dash_duo, tiny_model):
+    open_page(dash_duo, tiny_model, prompt=PROMPT, view="attention")
+    wait_until(dash_duo, lambda: script(dash_duo, DRAWN % "attention-headview"), message="head view drawn")
+    before = script(dash_duo, HEAD_VIEW_LINES)
+    assert before["overlays"] == [] and all(o > 0.1 for o in before["opacities"])
+    hover_point(dash_duo, "attention-headview", 0, -5)  # query token 5, in the left column
+    wait_until(dash_duo, lambda: script(dash_duo, HEAD_VIEW_LINES)["overlays"], message="token 5's lines drawn")
+    focused = script(dash_duo, HEAD_VIEW_LINES)
+    queries = {y for overlay in focused["overlays"] for y in overlay[0::3]}
+    keys = {y for overlay in focused["overlays"] for y in overlay[1::3]}
+    assert queries == {-5} and keys <= {0, -1, -2, -3, -4, -5} and len(keys) > 1  # causal: keys 0..5 only
+    assert all(o == 0.06 for o in focused["opacities"])  # every other line dimmed
+    hover_point(dash_duo, "attention-headview", 0.5, -5)  # between the columns: no token
+    wait_until(dash_duo, lambda: script(dash_duo, HEAD_VIEW_LINES) == before, message="all lines back")
     assert dash_duo.get_logs() == []
 
 
