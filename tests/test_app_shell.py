@@ -9,15 +9,14 @@ import time
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
 
 import app as app_module
 from app import create_app
 from components import ids, layout, state
 from components.layout import DEFAULTS, EXAMPLES, LOADING, MODEL_READY, URL_RESTORED
 from model_runtime import GPT2Config
+from tests.browser import open_page, wait_until
 
 CONTROLS = list(layout.CONTROL_IDS.values())
 
@@ -317,11 +316,6 @@ def test_clicking_a_stage_opens_its_view(client):
 
 # In the browser
 
-def wait_until(dash_duo, condition, timeout=30, message=""):
-    return WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda _: condition(), message)
-
-
 def chips(dash_duo):
     return len(dash_duo.find_elements("#token-chips .token-chip"))
 
@@ -339,8 +333,7 @@ def test_browser_loading_state_then_the_page_fills_in(dash_duo, unready, tiny_mo
 
 
 def test_browser_controls_keys_examples_and_pipeline(dash_duo, tiny_model):
-    dash_duo.start_server(create_app(runtime=tiny_model))
-    dash_duo.driver.get(dash_duo.server_url + "/?" + urlencode({"temperature": 0, "top_k": 0, "top_p": 1}))
+    open_page(dash_duo, tiny_model, temperature=0, top_k=0, top_p=1)
     wait_until(dash_duo, lambda: chips(dash_duo) > 0)
     # Slider labels: greedy and off.
     assert dash_duo.find_element("#temperature-value").text == "0 (greedy)"

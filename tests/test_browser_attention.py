@@ -15,9 +15,8 @@ PROMPT = "When Mary and John went to the store, John gave a drink to"
 # The head view's line traces: their opacities, and the y values of the focus overlays drawn over them.
 HEAD_VIEW_LINES = """
 const g = document.querySelector('#attention-headview .js-plotly-plot');
-const lines = g.data.filter(t => t.mode === 'lines' && t.hoverinfo === 'skip');
 const n = g._tokenFocus ? g._tokenFocus.firstOverlay : g.data.length;
-return {opacities: lines.filter((t, i) => g.data.indexOf(t) < n).map(t => t.opacity),
+return {opacities: g.data.slice(0, n).filter(t => t.mode === 'lines' && t.hoverinfo === 'skip').map(t => t.opacity),
         overlays: g.data.slice(n).map(t => Array.from(t.y))};
 """
 PATTERN = """
