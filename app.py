@@ -14,6 +14,7 @@ import sys
 from dash import Dash, set_props
 
 from components import ids, layout, state
+from components.shared_state import SharedStateError
 from components.views import VIEWS
 
 
@@ -30,7 +31,8 @@ def report_error(error: Exception) -> None:
 
 def create_app(runtime=None) -> Dash:
     """The app; `runtime` is an already loaded model (tests), else the model loads in the background once per
-    process, from the settings given to `state.model.configure`."""
+    process, from the settings given to `state.model.configure`. Raises SharedStateError, with a message for
+    people, when the views cache's folder or Redis is one other accounts could write to."""
     app = Dash(__name__, title="Inside GPT-2", compress=True, update_title=None, on_error=report_error,
                meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
     state.views_cache.init_app(app.server, config=state.cache_config())
@@ -78,9 +80,13 @@ def main(argv=None) -> None:
                         help="Dash dev tools and the Werkzeug debugger (off unless given; never on a shared server)")
     args = parser.parse_args(argv)
     state.model.configure(source=args.model, device=args.device, dtype=args.dtype)
+    try:
+        app = create_app()
+    except SharedStateError as error:  # a cache folder or Redis others could write to: the message, no traceback
+        sys.exit(str(error))
     print(f"Inside GPT-2 on http://{args.host}:{args.port}", flush=True)
     state.model.start()
-    create_app().run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -18,6 +17,7 @@ from flask import has_app_context
 from flask_caching import Cache
 from plotly.basedatatypes import BaseFigure
 
+from components.shared_state import cache_config  # noqa: F401 (the views cache's settings, for app.py)
 from model_runtime import GPT2Runtime, Trace, load_gpt2
 from model_runtime.tokenizer import without_lone_surrogates
 from model_runtime.trace import hook_point_names
@@ -153,16 +153,8 @@ model = ModelHolder()
 traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "512")) * 2**20, max_items=16,
                     on_new=lambda ids, trace: share_next_logits(ids, trace))  # defined below
 # Finished view results (figures) shared by every worker: a class opening the teacher's link asks for the same
-# prompt and settings again and again. Redis when CACHE_REDIS_URL is set, else files in a temporary folder.
+# prompt and settings again and again. Redis when CACHE_REDIS_URL is set, else files in a private folder.
 views_cache = Cache()
-
-
-def cache_config() -> dict:
-    config = {"CACHE_DEFAULT_TIMEOUT": 3600}
-    if os.environ.get("CACHE_REDIS_URL"):
-        return {**config, "CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": os.environ["CACHE_REDIS_URL"]}
-    folder = os.environ.get("INSIDE_GPT2_CACHE_DIR", os.path.join(tempfile.gettempdir(), "inside-gpt2-views"))
-    return {**config, "CACHE_TYPE": "FileSystemCache", "CACHE_DIR": folder, "CACHE_THRESHOLD": 2000}
 
 
 def memoized(callback):

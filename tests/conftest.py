@@ -58,3 +58,37 @@ def pytest_setup_options():
                  "--window-size=1400,1000"):
         options.add_argument(flag)
     return options
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A Redis server for the session, reachable only through a unix socket in a 0700 folder (no TCP, nothing
+    saved), as deployments should run it; yields its redis-py URL (unix:///.../redis.sock)."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (bash scripts/test.sh installs it with apt)")
+    folder = tmp_path_factory.mktemp("redis")
+    folder.chmod(0o700)
+    sock, log = folder / "redis.sock", folder / "redis.log"
+    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+                               "--save", "", "--appendonly", "no", "--dir", str(folder), "--logfile", str(log)])
+    client = redis.Redis(unix_socket_path=str(sock))
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not answer PING on {sock}; its log: {log}")
+                time.sleep(0.05)
+        yield f"unix://{sock}"
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(timeout=10)
