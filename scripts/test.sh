@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (Debian's Chromium for the browser tests, the Python packages) and runs
-# the whole suite. Safe to run again: installed pieces are skipped.
+# Installs everything the tests need (Debian's Chromium for the browser tests, redis-server for the shared-state
+# test, the Python packages) and runs the whole suite. Safe to run again: installed pieces are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+packages=()
+command -v chromium >/dev/null && command -v chromedriver >/dev/null || packages+=(chromium chromium-driver)
+command -v redis-server >/dev/null || packages+=(redis-server)
+if [ ${#packages[@]} -gt 0 ]; then
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 python3 -m pip install -q -r requirements-dev.txt
 python3 -m pytest "$@"
