@@ -12,6 +12,7 @@ shapes in comments use B batch, T new tokens, S all positions (cache + new), H h
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -21,6 +22,17 @@ from .config import GPT2Config
 
 # Per layer: keys and values of every position seen so far, each [B, H, S, D].
 LayerCache = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class SlotLayer:
+    """One layer of a slot cache for a batched decode step (see engine.SlotCache): keys and values
+    [rows, H, capacity, D], row b holding sequence b's positions, right-padded; each sequence's new token goes
+    to its own position, `positions[b]`, and attends to columns 0..positions[b] only."""
+    k: torch.Tensor
+    v: torch.Tensor
+    positions: torch.Tensor  # [B] long, on the cache's device
+    length: int              # max(positions) + 1: the columns any row can see
 
 
 class HookBoard:
@@ -92,25 +104,36 @@ class CausalSelfAttention(nn.Module):
         self.hook_pattern = HookPoint(f"{name}.hook_pattern")          # [B, H, T, S] softmax over keys
         self.hook_z = HookPoint(f"{name}.hook_z")                      # [B, T, H, D] pattern @ v, per head
 
-    def forward(self, x: torch.Tensor, past: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
+    def forward(self, x: torch.Tensor, past: LayerCache | SlotLayer | None = None
+                ) -> tuple[torch.Tensor, LayerCache | SlotLayer]:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = self.hook_q(q.view(B, T, self.n_head, self.d_head)).transpose(1, 2)  # [B, H, T, D]
         k = self.hook_k(k.view(B, T, self.n_head, self.d_head)).transpose(1, 2)
         v = self.hook_v(v.view(B, T, self.n_head, self.d_head)).transpose(1, 2)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # [B, H, S, D]
-            v = torch.cat([past[1], v], dim=2)
-        S = k.size(2)
+        if isinstance(past, SlotLayer):  # batched decode (T = 1): each row writes and reads its own columns
+            rows = torch.arange(B, device=x.device)
+            past.k[rows, :, past.positions] = k[:, :, 0]
+            past.v[rows, :, past.positions] = v[:, :, 0]
+            k, v = past.k[:B, :, :past.length], past.v[:B, :, :past.length]  # views: rows are packed at 0..B-1
+            columns = torch.arange(past.length, device=x.device)
+            future = (columns[None, :] > past.positions[:, None])[:, None, None, :]  # [B, 1, 1, S]
+            present = past
+        else:
+            if past is not None:
+                k = torch.cat([past[0], k], dim=2)  # [B, H, S, D]
+                v = torch.cat([past[1], v], dim=2)
+            S = k.size(2)
+            # Query i sits at absolute position S - T + i and may look at keys 0 .. S - T + i.
+            future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1)
+            present = (k, v)
         # Explicit attention (not a fused kernel) so that scores and pattern exist to be shown; the same
         # path runs with or without capture, so the numbers never depend on whether anyone is looking.
         raw = self.hook_raw_scores(q @ k.transpose(-2, -1))
-        # Query i sits at absolute position S - T + i and may look at keys 0 .. S - T + i.
-        future = torch.ones(T, S, dtype=torch.bool, device=x.device).triu(S - T + 1)
         scores = self.hook_attn_scores((raw / math.sqrt(self.d_head)).masked_fill(future, float("-inf")))
         pattern = self.hook_pattern(scores.softmax(dim=-1))
         z = self.hook_z((pattern @ v).transpose(1, 2))  # [B, T, H, D]
-        return self.c_proj(z.reshape(B, T, C)), (k, v)
+        return self.c_proj(z.reshape(B, T, C)), present
 
 
 class MLP(nn.Module):
@@ -141,7 +164,8 @@ class Block(nn.Module):
         self.hook_mlp_out = HookPoint(f"{name}.hook_mlp_out")
         self.hook_resid_post = HookPoint(f"{name}.hook_resid_post")
 
-    def forward(self, x: torch.Tensor, past: LayerCache | None = None) -> tuple[torch.Tensor, LayerCache]:
+    def forward(self, x: torch.Tensor, past: LayerCache | SlotLayer | None = None
+                ) -> tuple[torch.Tensor, LayerCache | SlotLayer]:
         x = self.hook_resid_pre(x)
         attn_out, present = self.attn(self.ln_1(x), past)
         x = self.hook_resid_mid(x + self.hook_attn_out(attn_out))
@@ -165,15 +189,21 @@ class GPT(nn.Module):
             if isinstance(module, HookPoint):
                 module.board = self.board
 
-    def forward(self, idx: torch.Tensor, past: list[LayerCache] | None = None
-                ) -> tuple[torch.Tensor, list[LayerCache]]:
-        """idx [B, T] token ids; past: the cache of earlier positions. Returns logits [B, T, vocab], new cache."""
+    def forward(self, idx: torch.Tensor, past: list[LayerCache] | list[SlotLayer] | None = None
+                ) -> tuple[torch.Tensor, list[LayerCache] | list[SlotLayer]]:
+        """idx [B, T] token ids; past: the cache of earlier positions. Returns logits [B, T, vocab], new cache.
+
+        With a slot cache (a list of SlotLayer, T = 1) every row is a different sequence at its own position:
+        the batched decode step of the engine."""
         B, T = idx.shape
-        start = past[0][0].size(2) if past else 0  # new tokens continue after the cached positions
-        if start + T > self.config.n_ctx:
-            raise ValueError(f"{start + T} positions exceed the context of {self.config.n_ctx}")
-        pos = torch.arange(start, start + T, device=idx.device)
-        x = self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos).unsqueeze(0))
+        if past and isinstance(past[0], SlotLayer):
+            pos, end = past[0].positions[:, None], past[0].length  # [B, 1]
+        else:
+            start = past[0][0].size(2) if past else 0  # new tokens continue after the cached positions
+            pos, end = torch.arange(start, start + T, device=idx.device).unsqueeze(0), start + T
+        if end > self.config.n_ctx:
+            raise ValueError(f"{end} positions exceed the context of {self.config.n_ctx}")
+        x = self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos))
         cache = []
         for i, block in enumerate(self.h):
             x, present = block(x, past[i] if past else None)
