@@ -200,7 +200,8 @@ class Engine:
         on_gpu = runtime.device.type == "cuda"
         self.runtime = runtime
         self.slots = slots or (64 if on_gpu else 16)   # a GPU step is launch-bound: many rows cost little more
-        self.max_cached_tokens = max_cached_tokens or self.slots * cfg.n_ctx // (1 if on_gpu else 2)
+        # At least one full context, so that any run the model can take fits alone (a 1-slot engine included).
+        self.max_cached_tokens = max_cached_tokens or max(cfg.n_ctx, self.slots * cfg.n_ctx // (1 if on_gpu else 2))
         if self.max_cached_tokens < 1:
             raise ValueError("max_cached_tokens must be at least 1")
         self.prefill_chunk = max(1, int(prefill_chunk))

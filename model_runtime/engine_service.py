@@ -20,10 +20,12 @@ import logging
 import math
 import os
 import secrets
+import socket
+import struct
 import threading
 import time
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Listener
+from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 
 from .engine import UPDATABLE, Engine, EngineFull
 from .generate import STOP_REASONS
@@ -47,8 +49,9 @@ class EngineUnavailable(RuntimeError):
 # Values from a page
 
 def _whole(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value != int(value):
+    # An int is checked as it is: math.isfinite(10**400) would raise OverflowError, not refuse it.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
         raise EngineError(f"{name} must be a whole number from {low} to {high}, not {str(value)[:40]!r}")
     if not low <= int(value) <= high:
         raise EngineError(f"{name} must be from {low} to {high}; got {int(value)}")
@@ -148,8 +151,6 @@ class JobBoard:
             previous = self._live_by_owner.get(owner)
             if len(self._jobs) >= self.max_jobs:
                 raise EngineError("the engine is keeping too many runs; try again in a minute")
-        if previous is not None:
-            self._cancel_entry(previous)
         entry, job_id = _Entry(owner), secrets.token_urlsafe(18)
         tokenizer = self.engine.runtime.tokenizer
         try:
@@ -159,6 +160,9 @@ class JobBoard:
             raise EngineError(f"The generation engine is full: {why}.") from None
         except ValueError as why:
             raise EngineError(str(why)) from None
+        # Only now, the new run accepted, does the page's previous one end: a refused submit changes nothing.
+        if previous is not None:
+            self._cancel_entry(previous)
         with self._lock:
             self._jobs[job_id] = entry
             self._live_by_owner[owner] = job_id
@@ -281,7 +285,7 @@ class EngineConnection:
         conn = getattr(self._local, "conn", None)
         try:
             if conn is None:
-                conn = self._local.conn = Client(self.address, family="AF_UNIX", authkey=self.authkey)
+                conn = self._local.conn = self._connect()
             conn.send((method, args))
             if not conn.poll(self.timeout):
                 raise TimeoutError
@@ -299,6 +303,31 @@ class EngineConnection:
         if status == "refused":
             raise EngineError(value)
         raise EngineUnavailable(f"The generation engine failed ({value}); it was logged.")
+
+    def _connect(self) -> Connection:
+        """multiprocessing's Client(address, authkey=...) with a deadline: its connect and key handshake block
+        for ever on an engine that listens but does not answer (hung, stopped with SIGSTOP, its accept loop
+        stuck). Here every read and write on the socket gives up after `timeout` seconds (SO_RCVTIMEO and
+        SO_SNDTIMEO; a read that times out raises OSError)."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.address)
+            sock.settimeout(None)  # blocking again, as Connection expects, but bounded by the options below
+            seconds = max(self.timeout, 0.001)
+            limit = struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+            conn = Connection(sock.detach())
+        finally:
+            sock.close()  # nothing left to close once detached
+        try:
+            answer_challenge(conn, self.authkey)
+            deliver_challenge(conn, self.authkey)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def submit(self, prompt_ids, settings, owner):
         return self._call("submit", prompt_ids, settings, owner)
