@@ -12,4 +12,5 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 python3 -m pip install -q -r requirements-dev.txt
+python3 -m pip install -q -r requirements-ray.txt   # Ray Serve, for tests/test_ray_serve.py
 python3 -m pytest "$@"
