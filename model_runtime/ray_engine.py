@@ -385,20 +385,17 @@ class RayJobBoard:
         if not (isinstance(prompt_ids, list) and all(isinstance(i, int) and not isinstance(i, bool)
                                                      for i in prompt_ids)):
             raise EngineError("the prompt must be a list of token ids")
-        job, owner_key = secrets.token_urlsafe(18), OWNER_PREFIX + _digest(owner)
+        job = secrets.token_urlsafe(18)
         keys = run_keys(job)
 
         def start(pipe):
-            pipe.set(owner_key, job, ex=RUN_TTL_S, get=True)   # a page has one live run: a new one stops the last
             pipe.hset(keys["meta"], mapping={"owner": _digest(owner), "state": "starting", "queue_position": 0,
                                              "use_cache": int(kwargs["use_cache"]),
                                              "prompt_tokens": len(prompt_ids)})
             pipe.expire(keys["meta"], RUN_TTL_S)
             pipe.set(keys["alive"], 1, ex=ALIVE_TTL_S)
-            return pipe.execute()[0]
-        previous = self._call(lambda: start(self.redis.pipeline()))
-        if previous and _valid_id(previous.decode()):
-            self._call(lambda: self.redis.set(run_keys(previous.decode())["stop"], 1, ex=KEEP_S))
+            pipe.execute()
+        self._call(lambda: start(self.redis.pipeline()))
         try:
             response = requests.post(f"{self.base}/generate", headers=self._headers(), stream=True,
                                      json={"job": job, "prompt": prompt_ids, "settings": kwargs},
@@ -428,6 +425,10 @@ class RayJobBoard:
             if first.get("event") == "error":
                 raise EngineError(first.get("message") or "the engine refused this run")
             raise EngineUnavailable(first.get("message") or "The generation engine broke off.")
+        # Only now, the new run accepted, does the page's previous one stop: a refused submit changes nothing.
+        previous = self._call(lambda: self.redis.set(OWNER_PREFIX + _digest(owner), job, ex=RUN_TTL_S, get=True))
+        if previous and _valid_id(previous.decode()):
+            self._call(lambda: self.redis.set(run_keys(previous.decode())["stop"], 1, ex=KEEP_S))
         return {"job": job, "queue_position": int(first.get("queue_position") or 0)}
 
     def _consume(self, job: str, response, first: dict, got: threading.Event) -> None:

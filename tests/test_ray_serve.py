@@ -204,9 +204,12 @@ def test_web_workers_share_runs_through_redis(cluster, tiny, redis_url):
     assert set(temperatures[:changed]) == {0} and set(temperatures[changed:]) == {0.5}
     assert all(s["params"]["top_k"] == 7 for s in steps[changed:])
 
-    # A page's new run stops its previous one; every key expires.
+    # A page's new run stops its previous one (a refused one does not); every key expires.
     first = a.submit(ids, {"max_new_tokens": LONG}, "page-bob")["job"]
     poll_all(a, first, "page-bob", until=lambda answer, steps: len(steps) >= 1)
+    with pytest.raises(EngineError, match="token ids"):
+        a.submit([10**9], {"max_new_tokens": 3}, "page-bob")
+    assert not b.poll(first, "page-bob", 0)["done"]
     second = a.submit(ids, {"max_new_tokens": 3}, "page-bob")["job"]
     assert poll_all(b, first, "page-bob")[0]["stop_reason"] == "cancelled"
     assert poll_all(b, second, "page-bob")[0]["stop_reason"] == "max_new_tokens"
