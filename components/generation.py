@@ -1,72 +1,119 @@
-"""The "Generation" view: the autoregressive loop with a KV cache, replayed token by token.
+"""The "Generation" view: the autoregressive loop with a KV cache, live, on the machine's generation engine.
 
-The server runs the whole generation in one bounded request (at most 100 tokens and 30 seconds) and stores a
-compact record in `ids.GENERATION`; the browser then reveals the tokens one at a time with a clientside
-player (play / pause / step / speed), with no round trips. Clicking generated token n writes `ids.SEQUENCE`
-= prompt + generated[:n] with the label "step n" (the moment token n was chosen), so every other view shows
-that state and the Next-token view highlights the token the generation drew there.
+Generate submits a job to the engine (`state.engine`: in this process, the machine's engine process, or Ray
+Serve) and returns at once; no web worker is held while the model writes. The page then polls the job
+(`dcc.Interval`, every POLL_MS) and each answer appends the new steps to `ids.GENERATION` and their chips to
+the text with `Patch` (only the new steps travel, never the whole record). Moving temperature / top-k / top-p
+or a penalty during a run sends the new settings to the job: they apply from its next step, and the chip where
+they changed carries a marker. Stop cancels the job within one step.
+
+Why polling and not Dash's background callbacks: a background callback runs the whole generation inside a
+worker-side job (Diskcache forks a process per job from a worker that already ran torch, which hangs; Celery
+needs Redis and a worker pool holding its own model each) and its progress value is dropped once read; a job on
+the shared engine, polled by id, works from any gunicorn worker, batches with everyone else's, and a poll is a
+few milliseconds of server time.
+
+A finished run is a plain record: the replay player (play / pause / step / speed) and "click a token to see
+every view at that step" read it in the browser; it can be downloaded as JSON, opened again from the file, or
+saved under a link (`?run=...`) that reopens it.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import math
+import secrets
+import time
 import uuid
+from urllib.parse import parse_qs
 
 import numpy as np
 import plotly.graph_objects as go
-from dash import ALL, Input, Output, State, callback_context, dcc, html, no_update
+from dash import ALL, Input, Output, Patch, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
-from model_runtime.generate import STOP_REASONS
+from model_runtime.engine_service import EngineError, EngineUnavailable
+from model_runtime.sampling import MAX_PENALTY, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY
 
 from . import common, ids, state
 from .output import checked_int, checked_params, checked_sequence
 
 TAB = "generation"
-MAX_NEW_TOKENS = 100
-MAX_SECONDS = 30.0    # a generation never holds a worker longer than this
-HISTORY = 6           # runs kept for the timing comparison (cache on / off)
+MAX_NEW_TOKENS = state.EngineHolder.MAX_NEW_TOKENS
+HISTORY = 6           # earlier runs kept for the timing comparison (cache on / off)
+POLL_MS = 250         # how often a page asks its job for new steps while it runs
+RUN_LINK_S = 7 * 24 * 3600   # how long a saved run's link works
+MAX_UPLOAD_BYTES = 2_000_000
 
 N_TOKENS = "gen-n"
 RUN = "gen-run"
 STOP_RUN = "gen-stop-run"     # stops the generation in progress
-SESSION = "gen-session"       # dcc.Store: a random id per page load; with RUN's click count it names one run
+SESSION = "gen-session"       # dcc.Store: a random id per page load; the engine's jobs belong to it
+JOB = "gen-job"               # dcc.Store {"job", "since", "params"} while a run is live, else None
+POLL = "gen-poll"             # dcc.Interval: polls the live job
+LIVE = "gen-live"             # one line: waiting / generating / step times and batch size
+RENDERED = "gen-rendered"     # dcc.Store: changes when the whole record should be drawn again
 CACHE = "gen-cache"
+REPETITION, PRESENCE, FREQUENCY = "gen-repetition", "gen-presence", "gen-frequency"
+STOP_AT = "gen-stop-at"       # stop sequences, one per line
+LIVE_NOTE = "gen-live-note"   # what a mid-run settings change did
 MESSAGE = "gen-message"
 STOP = "gen-stop"
 TEXT = "gen-text"
 PROMPT_TEXT = "gen-prompt"
 TOKENS = "gen-tokens"
+CHANGES = "gen-changes"       # the list of mid-run settings changes
 PLAY, PAUSE, STEP, SHOW_ALL = "gen-play", "gen-pause", "gen-step", "gen-all"
 SPEED = "gen-speed"
 PLAYER = "gen-player"          # dcc.Store {"shown", "playing", "total"}
 INTERVAL = "gen-interval"
 PROGRESS = "gen-progress"
 BACK, WHOLE = "gen-back", "gen-whole"
+DOWNLOAD_BUTTON, DOWNLOAD, UPLOAD, SHARE, SHARE_LINK = (
+    "gen-download-button", "gen-download", "gen-upload", "gen-share", "gen-share-link")
 TIMINGS = "gen-timings"
 STEPS_FIGURE = "gen-steps"
 CHIP = "gen-chip"              # pattern-matching type of the generated-token chips
+MARK = "gen-mark"              # pattern-matching type of the "settings changed here" markers
 
 PREFILL_COLOR = "#f4a259"
 STEP_COLOR = "#8aa9d6"
 CACHE_COLOR = "#1b2a49"
+CHANGE_COLOR = "#7b2cbf"
 
 # Inline styles (no stylesheet needed): generated tokens stand out from the prompt, the step on screen more.
 CHIP_STYLE = {"display": "inline", "whiteSpace": "pre-wrap", "font": "inherit", "border": "none",
-              "borderRadius": "3px", "padding": "1px 0", "margin": "0", "background": "#ffe3b3",
+              "borderRadius": "3px", "padding": "1px 0", "margin": "0 1px 0 0", "background": "#ffe3b3",
               "cursor": "pointer", "color": "inherit", "boxShadow": "inset 0 -2px 0 #f4a259"}
 CURRENT_STYLE = {**CHIP_STYLE, "background": "#e4572e", "color": "white", "boxShadow": "none"}
 HIDDEN_STYLE = {**CHIP_STYLE, "display": "none"}
+MARK_STYLE = {"display": "inline-block", "fontSize": "0.7em", "fontFamily": "system-ui, sans-serif",
+              "color": "white", "background": CHANGE_COLOR, "borderRadius": "3px", "padding": "0 3px",
+              "margin": "0 2px", "verticalAlign": "middle", "lineHeight": "1.4"}
+MARK_HIDDEN_STYLE = {**MARK_STYLE, "display": "none"}
+
+SETTING_NAMES = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p",
+                 "repetition_penalty": "repetition penalty", "presence_penalty": "presence penalty",
+                 "frequency_penalty": "frequency penalty"}
+SHORT_NAMES = {"temperature": "T", "top_k": "k", "top_p": "p", "repetition_penalty": "rep",
+               "presence_penalty": "pres", "frequency_penalty": "freq"}
 
 EXPLANATION = """
 **Generation is a loop.** GPT-2 reads the text so far, turns the last position into a next-token distribution
 (with the temperature, top-k and top-p above, as in the Next-token view), draws one token, appends it, and goes
-again: each new token is chosen knowing only the tokens before it.
+again: each new token is chosen knowing only the tokens before it. Tokens appear as they are decoded; move the
+sliders during a run and the rest of the run uses the new settings (a purple marker shows where).
 
 **The KV cache.** At every step, attention needs the keys and values of all earlier tokens. They never change,
 so the model keeps them: per block, heads × tokens × 64 numbers for the keys and as many for the values. The
 first step (the *prefill*) reads the whole prompt; every later step then feeds only the one new token. Turn
 the cache off to recompute everything at each step, and compare the timings.
+
+**One engine for the whole class.** Each step reads all 124M weights from memory, whoever asks. So the
+server decodes everyone's next token in one forward pass: a step's time is shown with its *batch size*, the
+number of runs that shared it.
 
 Click a generated token to see every view at the moment it was chosen (the text before it); hover over a token
 to see the step's top candidates.
@@ -76,7 +123,7 @@ EQUATION = (r"x_{t+1} \sim p(\,\cdot \mid x_1, \dots, x_t), \qquad "
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Running a generation: a compact record for the store.
+# Values from the page
 
 def readable(token) -> str:
     """A token as it reads in a sentence: real spaces, newlines kept (shown as ↵), stray bytes as <0xNN>."""
@@ -108,57 +155,41 @@ def checked_use_cache(value) -> bool:
     raise ValueError("the KV-cache switch must be on or off")
 
 
-def run_id(session, n_clicks) -> str | None:
-    """The name of one generation run (page load + Generate click), shared by Generate and Stop."""
-    if isinstance(session, str) and session.isalnum() and len(session) <= 64 and isinstance(n_clicks, int):
-        return f"stop:{session}:{n_clicks}"
-    return None
+def _number(value, name: str, default: float, low: float, high: float) -> float:
+    """A penalty box: empty means its default (off)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, not {str(value)[:40]!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}; got {str(value)[:40]}")
+    return number
 
 
-def stop_requested(name: str | None) -> bool:
-    # The shared cache, not a dict in memory: under gunicorn the Stop click may reach another worker.
-    return bool(name) and bool(state.views_cache.get(name))
+def checked_penalties(repetition, presence, frequency) -> dict:
+    return {"repetition_penalty": _number(repetition, "The repetition penalty", 1.0, MIN_REPETITION_PENALTY,
+                                          MAX_REPETITION_PENALTY),
+            "presence_penalty": _number(presence, "The presence penalty", 0.0, -MAX_PENALTY, MAX_PENALTY),
+            "frequency_penalty": _number(frequency, "The frequency penalty", 0.0, -MAX_PENALTY, MAX_PENALTY)}
 
 
-def run_generation(runtime, prompt_ids: list[int], n_tokens: int, params, use_cache: bool,
-                   max_seconds: float = MAX_SECONDS, stop_name: str | None = None) -> dict:
-    """Generate and keep what the page shows: each step's token, top-5 candidates, timing and cache size.
-    Between steps, a Stop click for `stop_name` ends the run (stop reason "cancelled")."""
-    tokenizer = runtime.tokenizer
-    gen = runtime.generate(prompt_ids, max_new_tokens=n_tokens, temperature=params.temperature,
-                           top_k=params.top_k, top_p=params.top_p, seed=params.seed, use_cache=use_cache,
-                           max_seconds=max_seconds)
-    steps = []
-    for step in gen:
-        if stop_requested(stop_name):
-            gen.cancel()
-        record = step.sampling
-        steps.append({
-            "id": step.token_id, "text": step.token.text, "chip": readable(step.token),
-            "prob": round(float(record.probs[step.token_id]), 6),
-            "prob_before": round(float(record.probs_before[step.token_id]), 6), "rank": record.rank,
-            "top": [[tokenizer.token(r["id"]).text, round(r["prob_before"], 6)] for r in record.top(5)],
-            "ms": round(step.seconds * 1000, 3), "cache_len": step.cache_len, "cache_bytes": step.cache_bytes,
-        })
-    cfg = runtime.config
-    return {
-        "prompt_ids": list(gen.prompt_ids), "new_ids": list(gen.new_ids),
-        "prompt_text": tokenizer.decode(gen.prompt_ids), "steps": steps,
-        "timings": gen.timings, "stop_reason": gen.stop_reason,
-        "stop_message": STOP_REASONS.get(gen.stop_reason, gen.stop_reason),
-        "use_cache": use_cache, "max_new_tokens": n_tokens,
-        "params": {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p,
-                   "seed": params.seed},
-        "model": {"name": cfg.name, "n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_head": cfg.d_head},
-    }
+def checked_stop(text) -> list[str]:
+    """Stop sequences, one per line of the box; `\\n` and `\\t` stand for a newline and a tab."""
+    if text is None:
+        return []
+    if not isinstance(text, str) or len(text) > 400:
+        raise ValueError("stop sequences must be text, one per line")
+    lines = [line.replace("\\n", "\n").replace("\\t", "\t") for line in text.splitlines()]
+    return [line for line in lines if line]
 
 
-def headline(record: dict) -> dict:
-    t = record["timings"]
-    return {"use_cache": record["use_cache"], "new_tokens": t["new_tokens"], "prompt_tokens": len(record["prompt_ids"]),
-            "ttft_ms": None if t["ttft_s"] is None else t["ttft_s"] * 1000,
-            "per_token_ms": None if t["per_token_s"] is None else t["per_token_s"] * 1000,
-            "tokens_per_s": t["tokens_per_s"], "kv_cache_bytes": t["kv_cache_bytes"], "model": record["model"]["name"]}
+def live_settings(temperature, top_k, top_p, repetition, presence, frequency) -> dict:
+    """The settings a run may change while it runs, from the controls."""
+    params = checked_params(temperature, top_k, top_p, None)
+    return {"temperature": params.temperature, "top_k": params.top_k, "top_p": params.top_p,
+            **checked_penalties(repetition, presence, frequency)}
 
 
 def prompt_of(sequence) -> list[int]:
@@ -170,81 +201,182 @@ def prompt_of(sequence) -> list[int]:
     return token_ids
 
 
-def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k, top_p, seed, previous=None,
-             session=None):
-    """Generate button -> (generation record, message, sequence). The sequence goes back to the prompt (the
-    chips then choose a step); with no sequence yet, the prompt box's text is used."""
-    if not n_clicks:
-        raise PreventUpdate
-    try:
-        n = checked_int(n_tokens, "The number of tokens to generate", 1, MAX_NEW_TOKENS)
-        params = checked_params(temperature, top_k, top_p, seed)
-        cache = checked_use_cache(use_cache)
-    except ValueError as why:
-        return no_update, f"Cannot generate: {why}.", no_update
-    new_sequence = no_update
-    try:
-        if isinstance(sequence, dict) and sequence.get("ids"):
-            prompt_ids = prompt_of(sequence)
-            if sequence.get("ids") != prompt_ids or sequence.get("label") != "prompt":
-                new_sequence = {**sequence, "ids": prompt_ids, "n_prompt": len(prompt_ids), "label": "prompt"}
-        else:
-            new_sequence, why = state.prompt_to_sequence(prompt)
-            if new_sequence is None:
-                return no_update, f"Cannot generate: {why}", no_update
-            new_sequence["prompt"] = prompt
-            prompt_ids = new_sequence["ids"]
-        record = run_generation(state.model.get(), prompt_ids, n, params, cache, stop_name=run_id(session, n_clicks))
-    except (ValueError, RuntimeError) as why:
-        return no_update, f"Cannot generate: {why}", no_update
-    history = previous.get("history") if isinstance(previous, dict) else None
-    history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
-    record["history"] = (history + [headline(record)])[-HISTORY:] if record["steps"] else history[-HISTORY:]
-    message = "" if record["steps"] else f"No token was generated: {record['stop_message']}."
-    return record, message, new_sequence
+def session_of(session) -> str:
+    if isinstance(session, str) and session.isalnum() and len(session) <= 64:
+        return session
+    raise ValueError("this page has no valid session id; reload the page")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Pure builders for the page.
+# Records
+
+def new_record(runtime, prompt_ids: list[int], settings: dict, history: list) -> dict:
+    """The record of a run that has just been submitted: no steps yet, `live` until the engine says it ended."""
+    cfg = runtime.config
+    return {
+        "version": 1, "prompt_ids": list(prompt_ids), "new_ids": [], "steps": [],
+        "prompt_text": runtime.tokenizer.decode(prompt_ids), "live": True,
+        "stop_reason": None, "stop_message": None, "timings": None,
+        "use_cache": settings["use_cache"], "max_new_tokens": settings["max_new_tokens"],
+        "params": {k: settings[k] for k in ("temperature", "top_k", "top_p", "seed", "repetition_penalty",
+                                            "presence_penalty", "frequency_penalty")},
+        "stop": settings["stop"], "history": history[-HISTORY:],
+        "model": {"name": cfg.name, "n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_head": cfg.d_head,
+                  "pretrained": runtime.pretrained},
+    }
+
+
+def headline(record: dict) -> dict:
+    t = record.get("timings") or {}
+    ms = (lambda s: None if s is None else s * 1000)
+    return {"use_cache": record.get("use_cache"), "new_tokens": len(record.get("new_ids", [])),
+            "prompt_tokens": len(record.get("prompt_ids", [])), "ttft_ms": ms(t.get("ttft_s")),
+            "per_token_ms": ms(t.get("per_token_s")), "tokens_per_s": t.get("tokens_per_s"),
+            "kv_cache_bytes": t.get("kv_cache_bytes", 0), "model": record.get("model", {}).get("name"),
+            "mean_batch": mean_batch(record.get("steps", []))}
+
+
+def mean_batch(steps: list[dict]) -> float | None:
+    sizes = [s["batch_size"] for s in steps[1:] if isinstance(s.get("batch_size"), int)]  # step 0 is a prefill
+    return sum(sizes) / len(sizes) if sizes else None
+
+
+def with_chip(step: dict, tokenizer) -> dict:
+    """A step record from the engine, with the chip text the page shows for it."""
+    return {**step, "chip": readable(tokenizer.token(step["id"]))}
+
+
+STEP_KEYS = {"id": int, "text": str, "chip": str, "prob": (int, float), "prob_before": (int, float), "rank": int,
+             "top": list, "ms": (int, float), "cache_len": int, "cache_bytes": int}
+
 
 def checked_record(generation) -> dict:
-    """A generation record from the store, checked enough to draw (it may have been edited by hand)."""
+    """A generation record from the store or a file, checked enough to draw (it may have been edited by hand)."""
     if not isinstance(generation, dict):
         raise ValueError("Press Generate to write with the model.")
     prompt, new, steps = generation.get("prompt_ids"), generation.get("new_ids"), generation.get("steps")
     if not (isinstance(prompt, list) and isinstance(new, list) and isinstance(steps, list)
-            and len(steps) == len(new) and all(isinstance(i, int) for i in prompt + new)
+            and len(steps) == len(new) and len(prompt) + len(new) <= 4096
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt + new)
             and all(isinstance(s, dict) for s in steps)):
         raise ValueError("The stored generation is not readable; press Generate again.")
     return generation
 
 
+def checked_saved_run(data, vocab_size: int) -> dict:
+    """A run from a downloaded file or a link, rebuilt from the fields the page reads, each checked: anything
+    else in the file is dropped."""
+    record = checked_record(data)
+    if not all(0 <= i < vocab_size for i in record["prompt_ids"] + record["new_ids"]):
+        raise ValueError("the file's token ids do not fit this model's vocabulary")
+    steps = []
+    for n, (step, token) in enumerate(zip(record["steps"], record["new_ids"])):
+        if not all(isinstance(step.get(k), t) and not isinstance(step.get(k), bool) for k, t in STEP_KEYS.items()):
+            raise ValueError(f"step {n} of the file is incomplete")
+        if step["id"] != token:
+            raise ValueError(f"step {n} of the file does not match its token ids")
+        clean = {k: step[k] for k in STEP_KEYS}
+        clean["top"] = [[str(c[1])[:40], float(c[2])] if len(c) == 4 else [str(c[0])[:40], float(c[1])]
+                        for c in step["top"][:10] if isinstance(c, list) and len(c) in (2, 4)]
+        clean["batch_size"] = step["batch_size"] if isinstance(step.get("batch_size"), int) else 1
+        params = step.get("params")
+        if isinstance(params, dict):
+            clean["params"] = {k: float(v) for k, v in params.items() if k in SETTING_NAMES
+                               and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        steps.append(clean)
+    text = data.get("prompt_text")
+    keep = {"use_cache": bool, "max_new_tokens": int, "stop_reason": str, "stop_message": str}
+    out = {k: data[k] for k, t in keep.items() if isinstance(data.get(k), t)}
+    timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
+    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    return {**out, "version": 1, "prompt_ids": record["prompt_ids"], "new_ids": record["new_ids"], "steps": steps,
+            "prompt_text": text[:200_000] if isinstance(text, str) else "", "live": False,
+            "timings": {k: v for k, v in timings.items() if isinstance(v, (int, float, bool)) or v is None},
+            "model": {k: v for k, v in model.items() if isinstance(v, (str, int, bool))},
+            "params": {k: v for k, v in (data.get("params") or {}).items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)},
+            "history": []}
+
+
+def settings_changes(steps: list[dict]) -> list[tuple[int, dict, dict]]:
+    """(step, settings before, settings after) wherever a step was drawn with other settings than the one
+    before it (a slider moved during the run)."""
+    out = []
+    for n in range(1, len(steps)):
+        before, after = steps[n - 1].get("params"), steps[n].get("params")
+        if isinstance(before, dict) and isinstance(after, dict) and before != after:
+            out.append((n, before, after))
+    return out
+
+
+def _show(name: str, value) -> str:
+    if name == "top_k":
+        return "off" if not value else str(int(value))
+    if name == "temperature" and value == 0:
+        return "0 (greedy)"
+    return f"{value:g}"
+
+
+def change_text(before: dict, after: dict, short: bool = False) -> str:
+    names = SHORT_NAMES if short else SETTING_NAMES
+    parts = [(f"{names[k]} {_show(k, after[k])}" if short else
+              f"{names[k]} {_show(k, before.get(k, after[k]))} → {_show(k, after[k])}")
+             for k in SETTING_NAMES if k in after and before.get(k) != after[k]]
+    return ", ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pure builders for the page.
+
 def chip_title(n: int, step: dict) -> str:
-    top = ", ".join(f"{text} {100 * p:.1f}%" for text, p in step.get("top", []))
+    top = ", ".join(f"{c[-3] if len(c) == 4 else c[0]} {100 * (c[-2] if len(c) == 4 else c[1]):.1f}%"
+                    for c in step.get("top", []))
+    batch = step.get("batch_size")
+    how = f"{step.get('ms', 0):.1f} ms" + (f" in a batch of {batch}" if isinstance(batch, int) and n else
+                                           " (prefill)" if n == 0 else "")
     return (f"Step {n}: drew {step.get('text')} (id {step.get('id')}) with probability {step.get('prob', 0):.3f}, "
-            f"rank {step.get('rank', 0) + 1} by logit.\nTop candidates: {top}\nClick to see every view at this step.")
+            f"rank {step.get('rank', 0) + 1} by logit; {how}.\nTop candidates: {top}\n"
+            f"Click to see every view at this step.")
 
 
-def token_chips(record: dict) -> list[html.Button]:
-    """One clickable chip per generated token (hidden until the player reveals it), the step's top five
-    candidates in its title (shown on hover). Text only, never HTML."""
-    return [html.Button(step.get("chip") or step.get("text", ""), id={"type": CHIP, "index": n}, n_clicks=0,
-                        title=chip_title(n, step), className="gen-token", style=HIDDEN_STYLE)
-            for n, step in enumerate(record["steps"])]
+def token_chips(steps: list[dict], first: int = 0, before: dict | None = None) -> list:
+    """One clickable chip per generated token (hidden until the player reveals it; a live run shows them all),
+    the step's top candidates in its title (shown on hover), and a marker before any step drawn with other
+    settings than the step before it. Text only, never HTML. `first` is the index of steps[0] in the run and
+    `before` the settings of the step before it."""
+    out = []
+    for n, step in enumerate(steps, start=first):
+        params = step.get("params")
+        if isinstance(before, dict) and isinstance(params, dict) and params != before:
+            out.append(html.Span(change_text(before, params, short=True), id={"type": MARK, "index": n},
+                                 className="gen-change-marker", style=MARK_STYLE,
+                                 title=f"From step {n}: {change_text(before, params)}"))
+        before = params if isinstance(params, dict) else before
+        out.append(html.Button(step.get("chip") or step.get("text", ""), id={"type": CHIP, "index": n}, n_clicks=0,
+                               title=chip_title(n, step), className="gen-token", style=CHIP_STYLE))
+    return out
 
 
 def steps_figure(steps: list[dict]) -> go.Figure:
-    """Per step: time (bars; step 0 is the prefill over the whole prompt), and the KV cache's length and size."""
+    """Per step: time (bars; step 0 is the prefill over the whole prompt) with the batch it was measured in, and
+    the KV cache's length and size. Dotted lines where the settings changed during the run."""
     if not steps:
         return common.message_figure("No steps to show.")
     x = np.arange(len(steps), dtype=np.int32)
     texts = [s.get("text", "") for s in steps]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14,
-                        specs=[[{}], [{"secondary_y": True}]],
-                        subplot_titles=("Time per step (ms)", "KV cache after each step"))
+    batch = np.asarray([s.get("batch_size", 1) for s in steps], dtype=np.float32)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.16,
+                        specs=[[{"secondary_y": True}], [{"secondary_y": True}]],
+                        subplot_titles=("Time per step (ms), and the batch it was measured in",
+                                        "KV cache after each step"))
     fig.add_trace(go.Bar(x=x, y=np.asarray([s["ms"] for s in steps], dtype=np.float32), name="time per step",
                          marker_color=[PREFILL_COLOR] + [STEP_COLOR] * (len(steps) - 1), hovertext=texts,
-                         hovertemplate="step %{x}: %{hovertext}<br>%{y:.1f} ms<extra></extra>"), row=1, col=1)
+                         customdata=batch,
+                         hovertemplate="step %{x}: %{hovertext}<br>%{y:.1f} ms, batch of %{customdata:.0f}"
+                                       "<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=batch, name="batch size", mode="lines", line=dict(color=CHANGE_COLOR, shape="hv"),
+                             hovertemplate="step %{x}: %{y:.0f} runs in the step<extra></extra>"),
+                  row=1, col=1, secondary_y=True)
     fig.add_trace(go.Scatter(x=x, y=np.asarray([s["cache_len"] for s in steps], dtype=np.float32),
                              name="cached positions", mode="lines+markers", line=dict(color=CACHE_COLOR),
                              hovertext=texts, hovertemplate="step %{x}: %{y:.0f} positions<extra></extra>"),
@@ -253,12 +385,17 @@ def steps_figure(steps: list[dict]) -> go.Figure:
                              name="cache size (MB)", mode="lines", line=dict(color=PREFILL_COLOR, dash="dot"),
                              hovertemplate="step %{x}: %{y:.2f} MB<extra></extra>"),
                   row=2, col=1, secondary_y=True)
+    for n, before, after in settings_changes(steps):
+        fig.add_vline(x=n - 0.5, line=dict(color=CHANGE_COLOR, dash="dot", width=1.5))
+        fig.add_annotation(x=n - 0.5, y=1, yref="y domain", text=change_text(before, after, short=True),
+                           showarrow=False, xanchor="left", yanchor="top", font=dict(color=CHANGE_COLOR, size=11))
     fig.update_xaxes(title_text="step (0 = prefill: reads the whole prompt)", row=2, col=1)
-    fig.update_yaxes(title_text="ms", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title_text="ms", rangemode="tozero", row=1, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="batch", rangemode="tozero", showgrid=False, row=1, col=1, secondary_y=True)
     fig.update_yaxes(title_text="positions", rangemode="tozero", row=2, col=1, secondary_y=False)
     fig.update_yaxes(title_text="MB", rangemode="tozero", showgrid=False, row=2, col=1, secondary_y=True)
     fig.update_layout(legend=dict(orientation="h", y=-0.25), bargap=0.2)
-    return common.style(fig, height=420)
+    return common.style(fig, height=440)
 
 
 def _ms(value) -> str:
@@ -266,15 +403,19 @@ def _ms(value) -> str:
 
 
 def timings_block(record: dict) -> html.Div:
-    """Headline timings, the KV-cache size worked out, and the last runs side by side."""
+    """Headline timings, the KV-cache size worked out, and this run beside the earlier ones."""
     h = headline(record)
-    tps = h["tokens_per_s"]
+    tps, batch = h["tokens_per_s"], h["mean_batch"]
     cards = [("time to first token", _ms(h["ttft_ms"])), ("then per token", _ms(h["per_token_ms"])),
              ("tokens per second", "—" if tps is None else f"{tps:,.1f}"),
+             ("mean batch size", "—" if batch is None else f"{batch:,.1f}"),
              ("KV cache", f"{h['kv_cache_bytes'] / 1e6:,.2f} MB" if record.get("use_cache") else "off")]
     children = [html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
                                    className="stat", style={"display": "inline-block", "marginRight": "2em"})
                           for label, value in cards], className="stats")]
+    if not record.get("use_cache"):
+        children.append(html.P("Without the cache this run was solo: it recomputed the whole text at every step and "
+                               "did not share its steps with other runs.", className="hint"))
     steps, model = record["steps"], record.get("model", {})
     if record.get("use_cache") and steps and {"n_layer", "n_head", "d_head"} <= set(model):
         T = steps[-1]["cache_len"]
@@ -282,36 +423,53 @@ def timings_block(record: dict) -> html.Div:
         children.append(html.P(
             f"KV cache = 2 (keys and values) × {model['n_layer']} blocks × {model['n_head']} heads × {T} tokens × "
             f"{model['d_head']} numbers × 4 bytes = {size / 1e6:,.2f} MB.", className="gen-cache-formula"))
-    history = record.get("history") or []
-    if len(history) > 1:
+    runs = [r for r in record.get("history") or [] if isinstance(r, dict)] + [h]
+    if len(runs) > 1:
         head = html.Tr([html.Th(h) for h in ("run", "KV cache", "prompt + new tokens", "first token",
-                                             "per token", "tokens/s")])
+                                             "per token", "tokens/s", "mean batch")])
         rows = [html.Tr([html.Td(i + 1), html.Td("on" if r.get("use_cache") else "off"),
                          html.Td(f"{r.get('prompt_tokens')} + {r.get('new_tokens')}"), html.Td(_ms(r.get("ttft_ms"))),
                          html.Td(_ms(r.get("per_token_ms"))),
-                         html.Td("—" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:,.1f}")])
-                for i, r in enumerate(history)]
+                         html.Td("—" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:,.1f}"),
+                         html.Td("—" if r.get("mean_batch") is None else f"{r['mean_batch']:,.1f}")])
+                for i, r in enumerate(runs)]
         children.append(html.Details([html.Summary("Compare the last runs"),
                                       html.Table([html.Thead(head), html.Tbody(rows)], className="numbers-table")],
                                      open=True))
     return html.Div(children)
 
 
-def render(generation, view):
-    """(prompt text, chips, stop reason, timings, figure) for the stored generation."""
+def changes_list(steps: list[dict]):
+    changes = settings_changes(steps)
+    if not changes:
+        return []
+    return html.Div([html.Span("Settings changed during the run: ", className="hint"),
+                     html.Ul([html.Li(f"from step {n}: {change_text(b, a)}") for n, b, a in changes])])
+
+
+def stop_line(record: dict) -> str:
+    if record.get("live"):
+        return ""
+    n = len(record["steps"])
+    return f"Stopped after {n} token{'s' if n != 1 else ''}: {record.get('stop_message') or record.get('stop_reason')}."
+
+
+def render(_rendered, view, generation):
+    """(prompt text, chips, stop reason, timings, figure, changes) for the stored generation."""
     if view != TAB:
         raise PreventUpdate
     if generation is None:
-        return "", [], "", [], common.message_figure("Press Generate to see each step's time and KV cache.")
+        return "", [], "", [], common.message_figure("Press Generate to see each step's time and KV cache."), []
     try:
         record = checked_record(generation)
     except ValueError as why:
-        return "", [], str(why), [], common.message_figure(str(why))
-    stop = f"Stopped after {len(record['steps'])} token{'s' if len(record['steps']) != 1 else ''}: " \
-           f"{record.get('stop_message') or record.get('stop_reason')}."
+        return "", [], str(why), [], common.message_figure(str(why)), []
+    steps = record["steps"]
     prompt = record.get("prompt_text") if isinstance(record.get("prompt_text"), str) else ""
-    return prompt, token_chips(record), stop, timings_block(record) if record["steps"] else [], \
-        steps_figure(record["steps"])
+    done = not record.get("live")
+    return (prompt, token_chips(steps), stop_line(record), timings_block(record) if steps and done else [],
+            steps_figure(steps) if done else common.message_figure("The figure is drawn when the run ends."),
+            changes_list(steps))
 
 
 def step_sequence(generation, n: int, sequence=None) -> dict:
@@ -324,10 +482,15 @@ def step_sequence(generation, n: int, sequence=None) -> dict:
     extra = {k: v for k, v in sequence.items() if k == "prompt"} if isinstance(sequence, dict) else {}
     out = {**extra, "ids": prompt + new[:n], "n_prompt": len(prompt), "label": f"step {n}"}
     if n < len(new):  # what the generation drew here, for the Next-token view (a fresh draw may differ)
-        params = record.get("params") if isinstance(record.get("params"), dict) else {}
-        names = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "seed": "seed"}
-        settings = ", ".join(f"{name} {params[key]}" for key, name in names.items() if key in params)
-        text = record["steps"][n].get("text")
+        step = record["steps"][n]
+        params = step.get("params") if isinstance(step.get("params"), dict) else record.get("params")
+        params = {**(params if isinstance(params, dict) else {})}
+        if isinstance(record.get("params"), dict) and "seed" in record["params"]:
+            params["seed"] = record["params"]["seed"]
+        names = {**SETTING_NAMES, "seed": "seed"}
+        settings = ", ".join(f"{names[key]} {_show(key, params[key]) if key != 'seed' else params[key]}"
+                             for key in names if key in params and params[key] is not None)
+        text = step.get("text")
         out["drawn"] = {"step": n, "id": new[n], "text": text if isinstance(text, str) else str(new[n]),
                         "settings": f"its settings ({settings})" if settings else "its settings",
                         "length": len(out["ids"]), "last": out["ids"][-1]}
@@ -355,10 +518,208 @@ def select_step(chip_clicks, back_clicks, whole_clicks, generation, sequence):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Layout and callbacks.
+# Callbacks: start, poll, steer, stop; save and open.
 
-def _button(label, id_, title):
-    return html.Button(label, id=id_, n_clicks=0, title=title, className="player-button")
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def waiting_line(position: int) -> str:
+    return (f"Waiting for a free slot in the engine: {_ordinal(position)} in line." if position > 1 else
+            "Reading the prompt (prefill)…")
+
+
+def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k, top_p, seed, repetition=None,
+             presence=None, frequency=None, stop_text=None, previous=None, session=None):
+    """Generate -> the job is submitted to the engine; returns (record, message, sequence, job, poll disabled,
+    live line, rendered). The sequence goes back to the prompt (the chips then choose a step); with no sequence
+    yet, the prompt box's text is used."""
+    if not n_clicks:
+        raise PreventUpdate
+    fail = (lambda why: (no_update, f"Cannot generate: {why}", no_update, no_update, no_update, no_update,
+                         no_update))
+    try:
+        owner = session_of(session)
+        n = checked_int(n_tokens, "The number of tokens to generate", 1, MAX_NEW_TOKENS)
+        params = checked_params(temperature, top_k, top_p, seed)
+        settings = {"max_new_tokens": n, "use_cache": checked_use_cache(use_cache), "seed": params.seed,
+                    "stop": checked_stop(stop_text),
+                    **live_settings(temperature, top_k, top_p, repetition, presence, frequency)}
+    except ValueError as why:
+        return fail(f"{why}.")
+    new_sequence = no_update
+    try:
+        if isinstance(sequence, dict) and sequence.get("ids"):
+            prompt_ids = prompt_of(sequence)
+            if sequence.get("ids") != prompt_ids or sequence.get("label") != "prompt":
+                new_sequence = {**sequence, "ids": prompt_ids, "n_prompt": len(prompt_ids), "label": "prompt"}
+        else:
+            new_sequence, why = state.prompt_to_sequence(prompt)
+            if new_sequence is None:
+                return fail(why)
+            new_sequence["prompt"] = prompt
+            prompt_ids = new_sequence["ids"]
+        runtime = state.model.get()
+        if len(prompt_ids) >= runtime.config.n_ctx:
+            return fail(f"the context window is full: the prompt already has {len(prompt_ids):,} of "
+                        f"{runtime.config.n_ctx:,} tokens.")
+        submitted = state.engine.get().submit(prompt_ids, settings, owner)
+    except (ValueError, RuntimeError) as why:  # EngineError is a ValueError, EngineUnavailable a RuntimeError
+        return fail(why)
+    history = previous.get("history") if isinstance(previous, dict) else None
+    history = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    if isinstance(previous, dict) and previous.get("steps") and not previous.get("live"):
+        history = history + [headline(previous)]  # the run before this one, for the comparison table
+    record = new_record(runtime, prompt_ids, settings, history)
+    job = {"job": submitted["job"], "since": 0, "params": None, "started": time.time()}
+    solo = "" if settings["use_cache"] else " Without the KV cache this run is solo (not batched with others)."
+    return (record, "", new_sequence, job, False, waiting_line(submitted.get("queue_position", 0)) + solo,
+            uuid.uuid4().hex)
+
+
+def live_line(answer: dict, steps: list[dict], total: int) -> str:
+    if not steps:
+        return waiting_line(answer.get("queue_position", 0))
+    last = steps[-1]
+    batch = last.get("batch_size", 1)
+    where = "the prefill" if last["index"] == 0 else f"a batch of {batch} run{'s' if batch != 1 else ''}"
+    return (f"Generating: {last['index'] + 1} of {total} tokens · last step {last['ms']:.0f} ms in {where}"
+            + ("" if answer.get("use_cache", True) else " · solo, without the KV cache"))
+
+
+def poll(_n, job, session, n_tokens):
+    """The poll timer -> the new steps appended to the record and the text; at the end, the stop reason and
+    timings, and the timer stops. Outputs: record patch, chips patch, job, timer disabled, live line, message,
+    rendered."""
+    if not isinstance(job, dict) or not isinstance(job.get("job"), str):
+        raise PreventUpdate
+    since = job.get("since") if isinstance(job.get("since"), int) else 0
+    record, chips = Patch(), Patch()
+    try:
+        answer = state.engine.get().poll(job["job"], session_of(session), since)
+        tokenizer = state.model.get().tokenizer
+    except (ValueError, RuntimeError) as why:
+        record["live"] = False
+        record["stop_reason"], record["stop_message"] = "error", str(why)
+        return record, no_update, None, True, "", f"The run ended: {why}", uuid.uuid4().hex
+    steps = [with_chip(s, tokenizer) for s in answer["steps"]]
+    record["steps"].extend(steps)
+    record["new_ids"].extend([s["id"] for s in steps])
+    chips.extend(token_chips(steps, first=since, before=job.get("params")))
+    total = n_tokens if isinstance(n_tokens, int) else MAX_NEW_TOKENS
+    if not answer["done"]:
+        new_job = {**job, "since": since + len(steps), "params": steps[-1]["params"] if steps else job.get("params")}
+        return record, chips if steps else no_update, new_job, False, live_line(answer, steps, total), no_update, \
+            no_update
+    record["live"] = False
+    record["stop_reason"], record["stop_message"] = answer["stop_reason"], answer.get("stop_message")
+    record["timings"] = answer.get("timings")
+    message = f"The run ended with an error: {answer['error']}" if answer.get("error") else ""
+    return record, chips if steps else no_update, None, True, "", message, uuid.uuid4().hex
+
+
+def steer(temperature, top_k, top_p, repetition, presence, frequency, job, session):
+    """A sampling control moved while a run is live -> the run uses the new settings from its next step."""
+    if not isinstance(job, dict) or not isinstance(job.get("job"), str):
+        raise PreventUpdate
+    try:
+        settings = live_settings(temperature, top_k, top_p, repetition, presence, frequency)
+        answer = state.engine.get().update(job["job"], session_of(session), settings)
+    except (ValueError, RuntimeError) as why:
+        return f"Not applied: {why}"
+    before = job.get("params") or {}
+    changed = change_text(before, settings) if before else ""
+    return f"From step {answer.get('from_step', '?')}: " + (changed or "settings sent") + "."
+
+
+def stop(n_clicks, job, session):
+    """Stop -> the run in progress ends after its current step."""
+    if not n_clicks or not isinstance(job, dict) or not isinstance(job.get("job"), str):
+        raise PreventUpdate
+    try:
+        state.engine.get().cancel(job["job"], session_of(session))
+    except (ValueError, RuntimeError) as why:
+        return f"Could not stop the run: {why}"
+    return "Stopping…"
+
+
+def stop_disabled(job) -> bool:
+    return not (isinstance(job, dict) and isinstance(job.get("job"), str))
+
+
+def download(n_clicks, generation):
+    if not n_clicks:
+        raise PreventUpdate
+    try:
+        record = checked_record(generation)
+    except ValueError as why:
+        return no_update, str(why)
+    if record.get("live") or not record["steps"]:
+        return no_update, "Download a run once it has ended."
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    content = json.dumps({k: v for k, v in record.items() if k != "history"}, ensure_ascii=False)
+    return dict(content=content, filename=f"gpt2-run-{stamp}.json", type="application/json"), ""
+
+
+def open_file(contents, filename):
+    """A run downloaded earlier -> the record (checked field by field)."""
+    if not contents:
+        raise PreventUpdate
+    try:
+        if not isinstance(contents, str) or "," not in contents or len(contents) > MAX_UPLOAD_BYTES * 4 // 3 + 100:
+            raise ValueError("choose a run file saved by this page (a .json file under 2 MB)")
+        data = json.loads(base64.b64decode(contents.split(",", 1)[1], validate=True))
+        record = checked_saved_run(data, state.model.get().config.vocab_size)
+    except (ValueError, binascii.Error, RuntimeError) as why:
+        return no_update, f"Could not open that file: {why}", no_update
+    return record, f"Opened {str(filename)[:80] if filename else 'the run'}: {len(record['new_ids'])} tokens.", \
+        uuid.uuid4().hex
+
+
+def share(n_clicks, generation):
+    """Save the finished run in the shared cache -> a link that reopens it (for a week)."""
+    if not n_clicks:
+        raise PreventUpdate
+    try:
+        record = checked_saved_run(checked_record(generation), state.model.get().config.vocab_size)
+    except (ValueError, RuntimeError) as why:
+        return str(why)
+    if generation.get("live") or not record["steps"]:
+        return "Share a run once it has ended."
+    key = secrets.token_urlsafe(12)
+    state.views_cache.set(f"run:{key}", record, timeout=RUN_LINK_S)
+    href = f"?view={TAB}&run={key}"
+    return [html.Span("Link to this run (works for a week): "), html.A(href, href=href, className="gen-run-link")]
+
+
+def open_link(search):
+    """?run=KEY in the address bar -> the saved run."""
+    try:
+        key = parse_qs((search or "").lstrip("?"), max_num_fields=50).get("run", [None])[0]
+    except ValueError:
+        raise PreventUpdate from None
+    if not key:
+        raise PreventUpdate
+    if not (len(key) <= 32 and key.replace("-", "").replace("_", "").isalnum()):
+        return no_update, "That run link is not valid.", no_update
+    record = state.views_cache.get(f"run:{key}")
+    if not isinstance(record, dict):
+        return no_update, "That run link has expired or never existed: runs are kept for a week.", no_update
+    return record, "", uuid.uuid4().hex
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layout
+
+def _button(label, id_, title, disabled=False):
+    return html.Button(label, id=id_, n_clicks=0, title=title, className="player-button", disabled=disabled)
+
+
+def _box(label, id_, value, low, high, step, title):
+    return html.Label([label + " ", dcc.Input(id=id_, type="number", min=low, max=high, step=step, value=value,
+                                              debounce=True, style={"width": "4.5em"})],
+                      className="gen-setting", title=title)
 
 
 def section():
@@ -373,12 +734,30 @@ def section():
             html.Button("Generate", id=RUN, n_clicks=0, className="run-button"),
             html.Button("■ Stop", id=STOP_RUN, n_clicks=0, disabled=True, className="player-button",
                         title="Stop the generation in progress"),
-            html.Span(" Uses the temperature, top-k, top-p and seed above.", className="hint"),
+            html.Span(" Uses the temperature, top-k, top-p and seed above; move them during a run to steer it.",
+                      className="hint"),
         ], className="gen-controls"),
-        dcc.Loading(html.Div(id=MESSAGE, className="view-message", role="alert"), type="dot"),
+        html.Details([
+            html.Summary("Penalties and stop sequences"),
+            html.Div([
+                _box("Repetition penalty", REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
+                     "Above 1: tokens already in the text are less likely (their logits divided by it); 1 is off"),
+                _box("Presence penalty", PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                     "Subtracted once from the logit of every token already in the text; 0 is off"),
+                _box("Frequency penalty", FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                     "Subtracted from a token's logit once per time it appears in the text; 0 is off"),
+                html.Label(["Stop at (one per line; \\n is a newline) ",
+                            dcc.Textarea(id=STOP_AT, value="", rows=2, maxLength=400,
+                                         style={"width": "12em", "verticalAlign": "top"})], className="gen-setting"),
+            ], className="gen-settings"),
+        ], className="gen-more"),
+        html.Div(id=LIVE, className="gen-live", role="status", **{"aria-live": "polite"}),
+        html.Div(id=LIVE_NOTE, className="gen-live-note", role="status"),
+        html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.Div([
-            _button("▶ Play", PLAY, "Reveal the tokens one by one"), _button("❚❚ Pause", PAUSE, "Pause"),
-            _button("+1 Step", STEP, "Reveal one more token"), _button("Show all", SHOW_ALL, "Reveal every token"),
+            _button("▶ Play", PLAY, "Replay the tokens one by one", True), _button("❚❚ Pause", PAUSE, "Pause", True),
+            _button("+1 Step", STEP, "Reveal one more token", True),
+            _button("Show all", SHOW_ALL, "Reveal every token", True),
             html.Span("Speed (tokens per second)", style={"margin": "0 0.5em 0 1em"}),
             html.Div(dcc.Slider(id=SPEED, min=1, max=20, step=1, value=4, marks={1: "1", 5: "5", 10: "10", 20: "20"},
                                 allow_direct_input=False), style={"display": "inline-block", "width": "220px",
@@ -390,42 +769,61 @@ def section():
                  style={"whiteSpace": "pre-wrap", "fontSize": "1.3em", "lineHeight": "1.7", "padding": "0.6em",
                         "border": "1px solid #ddd", "borderRadius": "6px", "maxHeight": "22em", "overflowY": "auto",
                         "margin": "0.5em 0"}),
-        html.Div([_button("Back to the prompt", BACK, "Every view shows the prompt again"),
-                  _button("Whole text", WHOLE, "Every view shows the prompt and all generated tokens")],
-                 className="gen-navigation"),
+        html.Div(id=CHANGES, className="gen-changes"),
+        html.Div([_button("Back to the prompt", BACK, "Every view shows the prompt again", True),
+                  _button("Whole text", WHOLE, "Every view shows the prompt and all generated tokens", True),
+                  _button("Download run (JSON)", DOWNLOAD_BUTTON, "Save this run with its per-step settings", True),
+                  dcc.Upload(html.Button("Open a saved run…", className="player-button", n_clicks=0,
+                                         title="Open a run file downloaded earlier"),
+                             id=UPLOAD, accept=".json,application/json", max_size=MAX_UPLOAD_BYTES,
+                             style={"display": "inline-block"}),
+                  _button("Link to this run", SHARE, "Keep this run on the server and get a link that reopens it",
+                          True),
+                  dcc.Download(id=DOWNLOAD)], className="gen-navigation"),
+        html.Div(id=SHARE_LINK, className="gen-share-link"),
         html.Div(id=STOP, className="gen-stop", role="status"),
         html.Div(id=TIMINGS, className="gen-timings"),
         common.graph(STEPS_FIGURE),
         dcc.Store(id=PLAYER, data={"shown": 0, "playing": False, "total": 0}),
         dcc.Store(id=SESSION, data=uuid.uuid4().hex),
+        dcc.Store(id=JOB),
+        dcc.Store(id=RENDERED),
         dcc.Interval(id=INTERVAL, interval=250, disabled=True),
+        dcc.Interval(id=POLL, interval=POLL_MS, disabled=True),
     ], className="view view-generation")
 
 
+# The player: a live run shows every token as it comes; a finished one can be replayed. Its buttons are off
+# until there is something to play.
 PLAYER_JS = """
 function(play, pause, step, all, ticks, generation, speed, player) {
     const ctx = window.dash_clientside.callback_context;
     const fired = (ctx.triggered || []).map(t => t.prop_id.split(".")[0]);
     const total = generation && Array.isArray(generation.steps) ? generation.steps.length : 0;
+    const live = !!(generation && generation.live);
     let shown = player && Number.isInteger(player.shown) ? Math.min(player.shown, total) : 0;
     let playing = !!(player && player.playing);
     const rate = Math.min(20, Math.max(1, Number(speed) || 4));
-    if (fired.includes("%(GENERATION)s")) { shown = 0; playing = total > 0; }
+    if (fired.includes("%(GENERATION)s") || live) { shown = total; playing = false; }
     else if (fired.includes("%(PLAY)s")) { if (shown >= total) { shown = 0; } playing = total > 0; }
     else if (fired.includes("%(PAUSE)s")) { playing = false; }
     else if (fired.includes("%(STEP)s")) { playing = false; shown = Math.min(total, shown + 1); }
     else if (fired.includes("%(ALL)s")) { playing = false; shown = total; }
     else if (fired.includes("%(INTERVAL)s") && playing) { shown = Math.min(total, shown + 1); }
     if (shown >= total) { playing = false; }
-    return [{shown: shown, playing: playing, total: total}, !playing, Math.round(1000 / rate)];
+    const idle = total === 0 || live;
+    return [{shown: shown, playing: playing, total: total}, !playing, Math.round(1000 / rate),
+            idle, idle || !playing, idle, idle, total === 0, total === 0, idle, idle];
 }
 """ % {"GENERATION": ids.GENERATION, "PLAY": PLAY, "PAUSE": PAUSE, "STEP": STEP, "ALL": SHOW_ALL,
        "INTERVAL": INTERVAL}
 
+# Chips and markers up to `shown` are visible, the step on screen highlighted; while a run is live the text box
+# keeps its newest tokens in view.
 REVEAL_JS = """
 function(player, chips, sequence, generation) {
     const ctx = window.dash_clientside.callback_context;
-    const n = ctx.outputs_list[0].length;
+    const chipIds = ctx.outputs_list[0].map(o => o.id.index), markIds = ctx.outputs_list[1].map(o => o.id.index);
     const shown = player && Number.isInteger(player.shown) ? player.shown : 0;
     let current = -1;
     if (sequence && generation && Array.isArray(sequence.ids) && Array.isArray(generation.prompt_ids)
@@ -436,54 +834,81 @@ function(player, chips, sequence, generation) {
         if (k >= 0 && k < generation.new_ids.length && expected.length === sequence.ids.length
                 && expected.every((v, i) => v === sequence.ids[i])) { current = k; }
     }
-    const styles = [];
-    for (let i = 0; i < n; i++) {
-        styles.push(i >= shown ? %(HIDDEN)s : (i === current ? %(CURRENT)s : %(CHIP)s));
-    }
+    const styles = chipIds.map(i => i >= shown ? %(HIDDEN)s : (i === current ? %(CURRENT)s : %(CHIP)s));
+    const marks = markIds.map(i => i >= shown ? %(MARK_HIDDEN)s : %(MARK)s);
     const total = generation && Array.isArray(generation.steps) ? generation.steps.length : 0;
+    if (generation && generation.live) {
+        setTimeout(function () {
+            const box = document.getElementById("%(TEXT)s");
+            if (box) { box.scrollTop = box.scrollHeight; }
+        }, 0);
+    }
     const where = current >= 0 ? " · every view shows step " + current : "";
-    return [styles, total ? shown + " / " + total + " tokens" + where : ""];
+    return [styles, marks, total ? shown + " / " + total + " tokens" + where : ""];
 }
-""" % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE)}
+""" % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE),
+       "MARK": json.dumps(MARK_STYLE), "MARK_HIDDEN": json.dumps(MARK_HIDDEN_STYLE), "TEXT": TEXT}
 
-
-def stop(n_clicks, session, run_clicks):
-    """Stop button -> ask the run in progress to end after its current step."""
-    name = run_id(session, run_clicks)
-    if not n_clicks or name is None:
-        raise PreventUpdate
-    state.views_cache.set(name, True, timeout=300)
-    return "Stopping…"
+# The controls a live run reads; the global sliders live in the page skeleton.
+STEERING = [Input(ids.TEMPERATURE, "value"), Input(ids.TOP_K, "value"), Input(ids.TOP_P, "value"),
+            Input(REPETITION, "value"), Input(PRESENCE, "value"), Input(FREQUENCY, "value")]
 
 
 def register(app) -> None:
-    app.callback(Output(STOP, "children", allow_duplicate=True), Input(STOP_RUN, "n_clicks"),
-                 State(SESSION, "data"), State(RUN, "n_clicks"), prevent_initial_call=True)(stop)
     app.callback(
         Output(ids.GENERATION, "data"), Output(MESSAGE, "children"),
-        Output(ids.SEQUENCE, "data", allow_duplicate=True),
+        Output(ids.SEQUENCE, "data", allow_duplicate=True), Output(JOB, "data"), Output(POLL, "disabled"),
+        Output(LIVE, "children"), Output(RENDERED, "data"),
         Input(RUN, "n_clicks"),
         State(ids.SEQUENCE, "data"), State(ids.PROMPT, "value"), State(N_TOKENS, "value"), State(CACHE, "value"),
         State(ids.TEMPERATURE, "value"), State(ids.TOP_K, "value"), State(ids.TOP_P, "value"),
-        State(ids.SEED, "value"), State(ids.GENERATION, "data"), State(SESSION, "data"),
-        running=[(Output(RUN, "disabled"), True, False), (Output(STOP_RUN, "disabled"), False, True)],
+        State(ids.SEED, "value"), State(REPETITION, "value"), State(PRESENCE, "value"), State(FREQUENCY, "value"),
+        State(STOP_AT, "value"), State(ids.GENERATION, "data"), State(SESSION, "data"),
         prevent_initial_call=True,
     )(generate)
     app.callback(
+        Output(ids.GENERATION, "data", allow_duplicate=True), Output(TOKENS, "children", allow_duplicate=True),
+        Output(JOB, "data", allow_duplicate=True), Output(POLL, "disabled", allow_duplicate=True),
+        Output(LIVE, "children", allow_duplicate=True), Output(MESSAGE, "children", allow_duplicate=True),
+        Output(RENDERED, "data", allow_duplicate=True),
+        Input(POLL, "n_intervals"), State(JOB, "data"), State(SESSION, "data"), State(N_TOKENS, "value"),
+        prevent_initial_call=True,
+    )(poll)
+    app.callback(Output(STOP_RUN, "disabled"), Input(JOB, "data"))(stop_disabled)
+    app.callback(Output(LIVE_NOTE, "children"), *STEERING, State(JOB, "data"), State(SESSION, "data"),
+                 prevent_initial_call=True)(steer)
+    app.callback(Output(STOP, "children", allow_duplicate=True), Input(STOP_RUN, "n_clicks"),
+                 State(JOB, "data"), State(SESSION, "data"), prevent_initial_call=True)(stop)
+    app.callback(
         Output(PROMPT_TEXT, "children"), Output(TOKENS, "children"), Output(STOP, "children"),
-        Output(TIMINGS, "children"), Output(STEPS_FIGURE, "figure"),
-        Input(ids.GENERATION, "data"), Input(ids.VIEW, "value"),
+        Output(TIMINGS, "children"), Output(STEPS_FIGURE, "figure"), Output(CHANGES, "children"),
+        Input(RENDERED, "data"), Input(ids.VIEW, "value"), State(ids.GENERATION, "data"),
     )(render)
+    app.callback(Output(DOWNLOAD, "data"), Output(MESSAGE, "children", allow_duplicate=True),
+                 Input(DOWNLOAD_BUTTON, "n_clicks"), State(ids.GENERATION, "data"),
+                 prevent_initial_call=True)(download)
+    app.callback(Output(ids.GENERATION, "data", allow_duplicate=True), Output(MESSAGE, "children", allow_duplicate=True),
+                 Output(RENDERED, "data", allow_duplicate=True),
+                 Input(UPLOAD, "contents"), State(UPLOAD, "filename"), prevent_initial_call=True)(open_file)
+    app.callback(Output(SHARE_LINK, "children"), Input(SHARE, "n_clicks"), State(ids.GENERATION, "data"),
+                 prevent_initial_call=True)(share)
+    app.callback(Output(ids.GENERATION, "data", allow_duplicate=True), Output(MESSAGE, "children", allow_duplicate=True),
+                 Output(RENDERED, "data", allow_duplicate=True),
+                 Input(ids.URL, "search"), prevent_initial_call="initial_duplicate")(open_link)
     app.clientside_callback(
         PLAYER_JS,
         Output(PLAYER, "data"), Output(INTERVAL, "disabled"), Output(INTERVAL, "interval"),
+        Output(PLAY, "disabled"), Output(PAUSE, "disabled"), Output(STEP, "disabled"), Output(SHOW_ALL, "disabled"),
+        Output(BACK, "disabled"), Output(WHOLE, "disabled"), Output(DOWNLOAD_BUTTON, "disabled"),
+        Output(SHARE, "disabled"),
         Input(PLAY, "n_clicks"), Input(PAUSE, "n_clicks"), Input(STEP, "n_clicks"), Input(SHOW_ALL, "n_clicks"),
         Input(INTERVAL, "n_intervals"), Input(ids.GENERATION, "data"), Input(SPEED, "value"),
         State(PLAYER, "data"),
     )
     app.clientside_callback(
         REVEAL_JS,
-        Output({"type": CHIP, "index": ALL}, "style"), Output(PROGRESS, "children"),
+        Output({"type": CHIP, "index": ALL}, "style"), Output({"type": MARK, "index": ALL}, "style"),
+        Output(PROGRESS, "children"),
         Input(PLAYER, "data"), Input(TOKENS, "children"), Input(ids.SEQUENCE, "data"), State(ids.GENERATION, "data"),
     )
     app.callback(

@@ -19,6 +19,8 @@ from plotly.basedatatypes import BaseFigure
 
 from components.shared_state import cache_config  # noqa: F401 (the views cache's settings, for app.py)
 from model_runtime import GPT2Runtime, Trace, load_gpt2
+from model_runtime.engine import Engine
+from model_runtime.engine_service import EngineConnection, EngineUnavailable, JobBoard
 from model_runtime.tokenizer import without_lone_surrogates
 from model_runtime.trace import hook_point_names
 
@@ -149,7 +151,49 @@ class TraceCache:
         return len(self._items)
 
 
+class EngineHolder:
+    """The generation engine this process talks to, chosen by INSIDE_GPT2_ENGINE:
+
+    - unset: an engine inside this process, over this process's model (`python app.py`, tests);
+    - `unix:PATH`: the machine's engine process (gunicorn: gunicorn.conf.py starts it and sets this and its key,
+      INSIDE_GPT2_ENGINE_KEY), so every web worker's generations batch together;
+    - `ray:ADDRESS`: a Ray Serve deployment of engines (see model_runtime/ray_engine.py).
+
+    Each has the JobBoard interface (submit / poll / update / cancel / stats)."""
+
+    MAX_NEW_TOKENS = 100
+    MAX_SECONDS = 30.0   # a generation never holds its slot longer than this
+
+    def __init__(self):
+        self._board = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        address = os.environ.get("INSIDE_GPT2_ENGINE", "")
+        with self._lock:
+            if address.startswith("unix:"):
+                if self._board is None:
+                    self._board = EngineConnection(address[5:], bytes.fromhex(os.environ["INSIDE_GPT2_ENGINE_KEY"]))
+                return self._board
+            if address.startswith("ray:"):
+                if self._board is None:
+                    from model_runtime.ray_engine import RayJobBoard
+                    self._board = RayJobBoard(address[4:], redis_url=os.environ.get("CACHE_REDIS_URL"))
+                return self._board
+            if address:
+                raise EngineUnavailable(f"INSIDE_GPT2_ENGINE must be unset, unix:PATH or ray:ADDRESS, not {address[:40]!r}")
+        runtime = model.get()
+        with self._lock:
+            if self._board is None or self._board.engine.runtime is not runtime:  # a model set by a test
+                if self._board is not None:
+                    self._board.engine.close()
+                engine = Engine(runtime, max_seconds=self.MAX_SECONDS)
+                self._board = JobBoard(engine, max_new_tokens=self.MAX_NEW_TOKENS)
+            return self._board
+
+
 model = ModelHolder()
+engine = EngineHolder()
 traces = TraceCache(max_bytes=int(os.environ.get("INSIDE_GPT2_TRACE_CACHE_MB", "512")) * 2**20, max_items=16,
                     on_new=lambda ids, trace: share_next_logits(ids, trace))  # defined below
 # Finished view results (figures) shared by every worker: a class opening the teacher's link asks for the same

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import secrets
+import signal
 import socket
 import struct
 import threading
@@ -345,6 +346,21 @@ class EngineConnection:
         return self._call("stats")
 
 
+def _exit(socket: str) -> None:
+    try:
+        os.unlink(socket)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _exit_with_parent(parent: int, socket: str) -> None:
+    """The engine belongs to the server that started it: if that one is gone (even killed), so is the engine."""
+    while os.getppid() == parent:
+        time.sleep(2)
+    _exit(socket)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="The generation engine of one machine, on a unix socket. "
                                                  "Its key comes from INSIDE_GPT2_ENGINE_KEY (hex).")
@@ -361,6 +377,8 @@ def main(argv=None) -> None:
     runtime = load_gpt2(args.model, device=args.device, dtype=args.dtype)
     engine = Engine(runtime, slots=args.slots, max_seconds=args.max_seconds)
     print(f"Engine ready on {args.socket}: {runtime!r}, {engine.slots} slots", flush=True)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(), args.socket), daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: _exit(args.socket))
     serve(JobBoard(engine, max_new_tokens=args.max_new_tokens), args.socket, key)
 
 

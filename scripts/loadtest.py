@@ -4,8 +4,12 @@ prompts, move the sampling sliders and generate 20 tokens, for a bounded time an
     python scripts/loadtest.py                          # 40 users, 60 s, GPT-2 small (or its untrained stand-in)
     python scripts/loadtest.py --users 10 --seconds 10 --model /path/to/small/model
 
-Prints p50 / p95 latency per kind of request, errors, and the server's memory at start and end, then one
-JSON line. Only 127.0.0.1 is ever contacted.
+Generations run as the page runs them: Generate submits a job to the machine's engine, then the student polls
+it every 250 ms until it ends. Prints, for generations, time to first token, time per later token and end to
+end (all seen at the client, polling included) and the mean batch size; p50 / p95 for every other kind of
+click; errors; the server's memory (workers and engine) at start and end; then one JSON line with users,
+errors, ttft_p95_ms, tpot_p50_ms, generation_p95_ms, click_p95_ms, mean_batch and memory_growth. Only
+127.0.0.1 is ever contacted.
 """
 from __future__ import annotations
 
@@ -59,12 +63,14 @@ def start_server(model: str, workers: int, threads: int, port: int) -> subproces
 
 
 def wait_ready(url: str, deadline: float) -> DashClient:
-    """Until every worker has its model: a prompt answers, several times in a row."""
+    """Until every worker has its model (a prompt answers, several times in a row) and the engine its own (a
+    generation runs to its end)."""
     while time.monotonic() < deadline:
         try:
             client = DashClient(base_url=url, timeout=60)
             # A sequence comes back only once the answering worker has its model in memory.
-            if all(new_prompt(client, "warm up")[1] for _ in range(8)):
+            answers = [new_prompt(client, "warm up")[1] for _ in range(8)]
+            if all(answers) and generate(client, answers[0], random.Random(0), "warmup") is not None:
                 return client
         except OSError:
             pass
@@ -87,22 +93,57 @@ def slider_move(client: DashClient, sequence: dict, rng: random.Random) -> bool:
     return r.status in (200, 204)
 
 
-def generate(client: DashClient, sequence: dict, rng: random.Random) -> bool:
+def patched(response, key: str) -> list:
+    """The items a callback appended to `key` of a store with a Patch (Dash sends only the operations)."""
+    patch = response.value(ids.GENERATION, "data")
+    if not isinstance(patch, dict):
+        return []
+    return [item for op in patch.get("operations", []) if op.get("location") == [key]
+            and op.get("operation") == "Extend" for item in op.get("params", {}).get("value", [])]
+
+
+def generate(client: DashClient, sequence: dict, rng: random.Random, session: str) -> dict | None:
+    """Generate 20 tokens as the page does: submit, then poll every POLL_MS until the run ends. Times are taken
+    at the client, as a student sees them: first token (click to the poll that brings it), per later token,
+    end to end. None if anything failed."""
+    t0 = time.perf_counter()
     r = client.call(f"{ids.GENERATION}.data", {f"{generation.RUN}.n_clicks": 1}, {
         f"{ids.SEQUENCE}.data": sequence, f"{generation.N_TOKENS}.value": 20, f"{generation.CACHE}.value": ["on"],
         f"{ids.TEMPERATURE}.value": 0.8, f"{ids.TOP_K}.value": 40, f"{ids.TOP_P}.value": 0.95,
-        f"{ids.SEED}.value": rng.randrange(1000)}, changed=f"{generation.RUN}.n_clicks")
-    return r.status in (200, 204) and r.value(ids.GENERATION, "data") is not None
+        f"{ids.SEED}.value": rng.randrange(1000), f"{generation.SESSION}.data": session},
+        changed=f"{generation.RUN}.n_clicks")
+    job = r.value(generation.JOB, "data") if r.status == 200 else None
+    if not job:
+        return None
+    first, steps, deadline = None, [], t0 + 120
+    while job and time.perf_counter() < deadline:
+        time.sleep(generation.POLL_MS / 1000)
+        r = client.call(f"{generation.JOB}.data", {f"{generation.POLL}.n_intervals": 1}, {
+            f"{generation.JOB}.data": job, f"{generation.SESSION}.data": session, f"{generation.N_TOKENS}.value": 20},
+            changed=f"{generation.POLL}.n_intervals")
+        if r.status != 200:
+            return None
+        new = patched(r, "steps")
+        if new and first is None:
+            first = time.perf_counter()
+        steps += new
+        job = r.value(generation.JOB, "data")
+    end = time.perf_counter()
+    if job or first is None:
+        return None
+    return {"ttft": first - t0, "tpot": (end - first) / max(1, len(steps) - 1), "total": end - t0,
+            "batches": [s["batch_size"] for s in steps[1:]]}
 
 
 def student(client: DashClient, seed: int, stop_at: float, max_requests: int, results: dict, lock,
             think: tuple[float, float]) -> None:
     rng = random.Random(seed)
-    done, sequence = 0, None
+    done, sequence, session = 0, None, f"student{seed}"
     while time.monotonic() < stop_at and done < max_requests:
         roll = rng.random()
         kind = "new prompt" if sequence is None or roll < 0.3 else ("generate 20" if roll > 0.9 else "slider")
         t0 = time.perf_counter()
+        run = None
         try:
             if kind == "new prompt":
                 # Most students run the prompt on the board; some type their own.
@@ -112,11 +153,14 @@ def student(client: DashClient, seed: int, stop_at: float, max_requests: int, re
             elif kind == "slider":
                 ok = slider_move(client, sequence, rng)
             else:
-                ok = generate(client, sequence, rng)
+                run = generate(client, sequence, rng, session)
+                ok = run is not None
         except OSError:
             ok = False
         with lock:
             results.setdefault(kind, []).append((time.perf_counter() - t0, ok))
+            if run is not None:
+                results.setdefault("runs", []).append(run)
         done += 1
         time.sleep(rng.uniform(*think))  # a student reads the page before the next click
 
@@ -152,20 +196,36 @@ def run(users: int, seconds: float, model: str, workers: int, threads: int, max_
     finally:
         server.terminate()
         server.wait(timeout=30)
+    runs = results.pop("runs", [])
     rows = {}
     for kind, samples in sorted(results.items()):
         latencies = sorted(s for s, _ in samples)
         rows[kind] = {"count": len(samples), "errors": sum(not ok for _, ok in samples),
-                      "p50_ms": round(1000 * statistics.median(latencies), 1),
-                      "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1)}
+                      "p50_ms": percentile_ms(latencies, 0.5), "p95_ms": percentile_ms(latencies, 0.95)}
     every = sorted(s for samples in results.values() for s, _ in samples)
+    clicks = sorted(s for kind, samples in results.items() if kind != "generate 20" for s, _ in samples)
+    batches = [b for run in runs for b in run["batches"]]
     return {"users": users, "seconds": seconds, "workers": workers, "threads": threads, "requests": len(every),
             "errors": sum(r["errors"] for r in rows.values()), "by_kind": rows,
-            "p50_ms": round(1000 * statistics.median(every), 1) if every else None,
-            "p95_ms": round(1000 * every[min(len(every) - 1, int(0.95 * len(every)))], 1) if every else None,
+            "p50_ms": percentile_ms(every, 0.5), "p95_ms": percentile_ms(every, 0.95),
+            "generations": len(runs),
+            "ttft_p50_ms": percentile_ms(sorted(r["ttft"] for r in runs), 0.5),
+            "ttft_p95_ms": percentile_ms(sorted(r["ttft"] for r in runs), 0.95),
+            "tpot_p50_ms": percentile_ms(sorted(r["tpot"] for r in runs), 0.5),
+            "tpot_p95_ms": percentile_ms(sorted(r["tpot"] for r in runs), 0.95),
+            "generation_p50_ms": percentile_ms(sorted(r["total"] for r in runs), 0.5),
+            "generation_p95_ms": percentile_ms(sorted(r["total"] for r in runs), 0.95),
+            "click_p50_ms": percentile_ms(clicks, 0.5), "click_p95_ms": percentile_ms(clicks, 0.95),
+            "mean_batch": round(sum(batches) / len(batches), 2) if batches else None,
             "memory_loaded_mb": round(memory_loaded), "warmup_s": warmup,
             "memory_start_mb": round(memory_start), "memory_end_mb": round(memory_end),
             "memory_growth": round(memory_end / memory_start - 1, 3), "answers_after": still_answers}
+
+
+def percentile_ms(sorted_seconds: list[float], q: float) -> float | None:
+    if not sorted_seconds:
+        return None
+    return round(1000 * sorted_seconds[min(len(sorted_seconds) - 1, int(q * len(sorted_seconds)))], 1)
 
 
 def main() -> None:
@@ -189,9 +249,13 @@ def main() -> None:
     for kind, row in report["by_kind"].items():
         print(f"  {kind:<12} n={row['count']:<5} p50 {row['p50_ms']:8.1f} ms   p95 {row['p95_ms']:8.1f} ms   "
               f"errors {row['errors']}")
-    print(f"  all          p50 {report['p50_ms']} ms, p95 {report['p95_ms']} ms")
-    print(f"  server memory: {report['memory_loaded_mb']} MB with the models loaded, {report['memory_start_mb']} MB "
-          f"after {args.warmup:g} s of warm-up, {report['memory_end_mb']} MB at the end "
+    print(f"  generations ({report['generations']}, seen at the client, polling included): first token p50 "
+          f"{report['ttft_p50_ms']} ms / p95 {report['ttft_p95_ms']} ms; per later token p50 {report['tpot_p50_ms']} "
+          f"ms / p95 {report['tpot_p95_ms']} ms; end to end p50 {report['generation_p50_ms']} ms / p95 "
+          f"{report['generation_p95_ms']} ms; mean batch {report['mean_batch']}")
+    print(f"  every other click p50 {report['click_p50_ms']} ms, p95 {report['click_p95_ms']} ms")
+    print(f"  server memory (workers and engine): {report['memory_loaded_mb']} MB with the models loaded, "
+          f"{report['memory_start_mb']} MB after {args.warmup:g} s of warm-up, {report['memory_end_mb']} MB at the end "
           f"({100 * report['memory_growth']:+.1f}% over the measured {args.seconds:g} s)")
     print(json.dumps(report))
 

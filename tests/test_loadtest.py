@@ -13,3 +13,7 @@ def test_ten_students_for_ten_seconds(tiny_hf):
     assert report["errors"] == 0, report["by_kind"]
     assert report["answers_after"]
     assert {"new prompt", "slider", "generate 20"} <= set(report["by_kind"])
+    # Generations ran on the machine's one engine (gunicorn.conf.py starts it), streamed to the polling client.
+    assert report["generations"] >= 1 and report["ttft_p95_ms"] > 0 and report["mean_batch"] >= 1
+    assert {"users", "errors", "ttft_p95_ms", "tpot_p50_ms", "generation_p95_ms", "click_p95_ms", "mean_batch",
+            "memory_growth"} <= set(report)
