@@ -74,7 +74,7 @@ def checked_int(value, name: str, low: int, high: int) -> int:
         raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a whole number too large for a float
         raise ValueError(f"{name} must be a whole number from {low} to {high}, not {str(value)[:40]!r}") from None
     if not math.isfinite(number) or number != int(number) or not low <= number <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}; got {str(value)[:40]}")
