@@ -625,12 +625,13 @@ def steer(temperature, top_k, top_p, repetition, presence, frequency, job, sessi
         raise PreventUpdate
     try:
         settings = live_settings(temperature, top_k, top_p, repetition, presence, frequency)
-        answer = state.engine.get().update(job["job"], session_of(session), settings)
+        state.engine.get().update(job["job"], session_of(session), settings)
     except (ValueError, RuntimeError) as why:
         return f"Not applied: {why}"
-    before = job.get("params") or {}
-    changed = change_text(before, settings) if before else ""
-    return f"From step {answer.get('from_step', '?')}: " + (changed or "settings sent") + "."
+    before = job.get("params")
+    changed = change_text(before, settings) if isinstance(before, dict) else ""
+    return (f"{changed[0].upper() + changed[1:]} from the next step on (marked in the text)." if changed else
+            "The run goes on with these settings.")
 
 
 def stop(n_clicks, job, session):

@@ -220,7 +220,7 @@ def test_a_slider_moved_mid_run_changes_the_following_steps(model, sequence):
         assert job is not None
     with model.lock:  # the engine waits: the change lands between two steps
         note = generation.steer(0.3, 0, 1.0, None, None, None, job, SESSION)
-    assert note.startswith("From step ") and "temperature 1 → 0.3" in note
+    assert note == "Temperature 1 → 0.3 from the next step on (marked in the text)."
     record, chips, _ = finish(record, job, n=60)
     temps = [s["params"]["temperature"] for s in record["steps"]]
     k = temps.index(0.3)
