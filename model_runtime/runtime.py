@@ -107,6 +107,11 @@ class GPT2Runtime:
         from .generate import Generation
         return Generation(self, prompt_or_ids, **settings)
 
+    def beam_search(self, prompt_or_ids, **settings):
+        """The n best continuations by beam search, with every step recorded; see `model_runtime.beam`."""
+        from .beam import beam_search
+        return beam_search(self, prompt_or_ids, **settings)
+
     def __repr__(self) -> str:
         return (f"GPT2Runtime({self.config.name}, {self.config.n_params / 1e6:.0f}M params, device={self.device}, "
                 f"pretrained={self.pretrained})")

@@ -16,21 +16,9 @@ from dash._utils import AttributeDict
 from dash.exceptions import PreventUpdate
 
 from components import generation, ids, output, state
-from tests.test_views_output import PROMPT, labels_by_id
+from tests.test_views_output import PROMPT, labels_by_id, model, sequence  # noqa: F401 (fixtures)
 
 SESSION = "page1"
-
-
-@pytest.fixture
-def model(tiny_model):
-    state.model.set(tiny_model)
-    return tiny_model
-
-
-@pytest.fixture
-def sequence(model):
-    token_ids = model.tokenizer.encode(PROMPT)
-    return {"ids": token_ids, "n_prompt": len(token_ids), "label": "prompt", "prompt": PROMPT}
 
 
 @pytest.fixture
