@@ -70,7 +70,9 @@ def checked_sequence(sequence, missing: str = "Run a prompt to see the next-toke
 
 
 def checked_int(value, name: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or value is None:
+    if value is None:  # what a number box sends when it is empty or outside its own min / max
+        raise ValueError(f"{name} must be a whole number from {low} to {high}; the box is empty or out of range")
+    if isinstance(value, bool):
         raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
     try:
         number = float(value)

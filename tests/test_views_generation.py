@@ -180,6 +180,13 @@ def test_bad_penalties_stops_and_sessions_give_messages(model, sequence, field, 
     assert record is no_update and message.startswith("Cannot generate") and words in message
 
 
+def test_a_number_box_out_of_its_range_says_so(model, sequence):
+    """500 typed in "Tokens to generate" (max 100) reaches the server as None: the message says why."""
+    _, message, *_ = start(sequence, n=None)
+    assert message == ("Cannot generate: The number of tokens to generate must be a whole number from 1 to 100; "
+                       "the box is empty or out of range.")
+
+
 def test_generate_huge_top_k_is_off_and_runs(model, sequence):
     record, message, _ = run_generate(sequence, n=2, top_k=10**9)
     assert message == "" and len(record["new_ids"]) == 2
