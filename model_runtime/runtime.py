@@ -112,6 +112,11 @@ class GPT2Runtime:
         from .beam import beam_search
         return beam_search(self, prompt_or_ids, **settings)
 
+    def speculative_generate(self, draft: "GPT2Runtime", prompt_or_ids, **settings):
+        """Rounds of speculative decoding with `draft` proposing; see `model_runtime.speculative.Speculation`."""
+        from .speculative import Speculation
+        return Speculation(self, draft, prompt_or_ids, **settings)
+
     def __repr__(self) -> str:
         return (f"GPT2Runtime({self.config.name}, {self.config.n_params / 1e6:.0f}M params, device={self.device}, "
                 f"pretrained={self.pretrained})")
