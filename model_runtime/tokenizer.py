@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import math
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ def without_lone_surrogates(text: str) -> str:
 
 
 @functools.cache
-def _encoding() -> tiktoken.Encoding:
+def _ranks() -> dict[bytes, int]:
     # The ranks file is parsed here rather than with tiktoken.load.load_tiktoken_bpe: that one keeps a copy in a
     # shared temp cache keyed by the path, and would silently prefer a stale copy over an updated asset.
     ranks = {}
@@ -93,8 +94,42 @@ def _encoding() -> tiktoken.Encoding:
         if line:
             token, rank = line.split()
             ranks[base64.b64decode(token)] = int(rank)
-    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+    return ranks
+
+
+@functools.cache
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.Encoding(name="gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=_ranks(),
                              special_tokens={EOT: EOT_ID}, explicit_n_vocab=N_VOCAB)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """One BPE merge: the adjacent pieces `left` and `right` (token ids) become `merged`."""
+    left: int
+    right: int
+    merged: int
+    rank: int       # the merged piece's rank: lower merges first (GPT-2's rank is the id; merges.txt line rank - 256)
+    position: int   # index of `left` among the pieces before the merge
+
+
+def bpe_merges(data: bytes) -> tuple[list[int], list[Merge]]:
+    """BPE of one pre-token (a word with its leading space, say), step by step: start from single bytes, and
+    repeatedly merge the adjacent pair whose merged piece has the lowest rank (the leftmost on a tie), as
+    tiktoken does, until no pair is in the vocabulary. Returns (token ids, the merges in the order done; their
+    ranks never decrease)."""
+    ranks = _ranks()
+    parts = [data[i:i + 1] for i in range(len(data))]
+    merges = []
+    while len(parts) > 1:
+        pair_ranks = [ranks.get(parts[i] + parts[i + 1], math.inf) for i in range(len(parts) - 1)]
+        best = min(range(len(pair_ranks)), key=pair_ranks.__getitem__)
+        if pair_ranks[best] == math.inf:
+            break
+        merged = parts[best] + parts[best + 1]
+        merges.append(Merge(ranks[parts[best]], ranks[parts[best + 1]], ranks[merged], ranks[merged], best))
+        parts[best:best + 2] = [merged]
+    return [ranks[p] for p in parts], merges
 
 
 class GPT2Tokenizer:
@@ -129,6 +164,13 @@ class GPT2Tokenizer:
 
     def tokens(self, ids) -> list[Token]:
         return [self.token(i) for i in ids]
+
+    def merges(self, id: int) -> list[Merge]:
+        """How token `id` is built from its bytes by successive merges in rank order (see `bpe_merges`); a
+        single byte needs none. <|endoftext|> is a special token, added whole: no merges either."""
+        if self._check(id) == EOT_ID:
+            return []
+        return bpe_merges(self.token_bytes(id))[1]  # ends in [id] for every GPT-2 token (tested)
 
     def _check(self, id) -> int:
         # tiktoken answers a bad id with KeyError or OverflowError; one clear error is easier to handle.
