@@ -75,7 +75,7 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="gpt2", help="hub id (gpt2, distilgpt2, ...), folder or .safetensors file")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto (CUDA when present), cpu or cuda")
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"])
     parser.add_argument("--debug", action="store_true",
                         help="Dash dev tools and the Werkzeug debugger (off unless given; never on a shared server)")
     args = parser.parse_args(argv)
