@@ -526,7 +526,7 @@ def _ordinal(n: int) -> str:
 
 
 def waiting_line(position: int) -> str:
-    return (f"Waiting for a free slot in the engine: {_ordinal(position)} in line." if position > 1 else
+    return (f"Waiting for a free slot in the engine: {_ordinal(position)} in line." if position > 0 else
             "Reading the prompt (prefill)…")
 
 

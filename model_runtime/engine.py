@@ -27,11 +27,13 @@ Runs without the KV cache (`use_cache=False`, the page's comparison) are served 
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 
@@ -43,6 +45,17 @@ from .sampling import SamplingParams, make_generator
 
 UPDATABLE = ("temperature", "top_k", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty")
 CAPACITY_STEP = 64   # the slot cache grows by this many positions (fewer reallocations than one at a time)
+
+
+_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_engines() -> None:
+    """A scheduler thread still inside a torch call while the interpreter shuts down aborts the process
+    ("terminate called without an active exception"): stop them first."""
+    for engine in list(_engines):
+        engine.close()
 
 
 class EngineFull(RuntimeError):
@@ -219,6 +232,7 @@ class Engine:
         self._recent: deque[tuple[float, int]] = deque(maxlen=512)   # (time, tokens) per scheduler round
         self._thread = threading.Thread(target=self._loop, name="gpt2-engine", daemon=True)
         self._thread.start()
+        _engines.add(self)
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -272,11 +286,14 @@ class Engine:
     # --------------------------------------------------------------------------------------------- internals
 
     def _queue_position(self, job: Job) -> int:
+        """0 once admitted, or when it is next and fits (the scheduler takes it at its next round)."""
         with self._wake:
             try:
-                return self._queue.index(job) + 1
+                position = self._queue.index(job) + 1
             except ValueError:
                 return 0
+            takes_it_now = self._fits(job) and not (job.use_cache and self._prefilling is not None)
+            return 0 if position == 1 and takes_it_now else position
 
     def _fits(self, job: Job) -> bool:
         """A slot is free and the padded cache, with this job, stays within the budget."""

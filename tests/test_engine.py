@@ -310,7 +310,7 @@ def test_cancelled_job_frees_its_slot_for_a_queued_one_and_a_cancelled_queued_jo
     a, b, c = Collect(also=a_step), Collect(), Collect()
     with frozen(tiny_model):
         jobs["a"] = engine.submit(ids(5), max_new_tokens=100, temperature=0, on_step=a)
-        until(lambda: jobs["a"].queue_position == 0)
+        until(lambda: jobs["a"].started is not None)  # admitted
         jobs["b"] = engine.submit(ids(5, 2000), max_new_tokens=6, temperature=0, on_step=b)
         jobs["c"] = engine.submit(ids(5, 3000), max_new_tokens=6, temperature=0, on_step=c)
         assert (jobs["b"].queue_position, jobs["c"].queue_position) == (1, 2)
@@ -326,7 +326,7 @@ def test_full_engine_queues_then_serves_everyone(tiny_model, make_engine):
     engine = make_engine(slots=1)
     with frozen(tiny_model):
         first = engine.submit(ids(4), max_new_tokens=5, temperature=0)
-        until(lambda: first.queue_position == 0)
+        until(lambda: first.started is not None)  # admitted
         waiting = [engine.submit(ids(4, 1000 + 100 * i), max_new_tokens=5, temperature=0) for i in range(1, 4)]
         assert [j.queue_position for j in waiting] == [1, 2, 3]
         assert engine.stats()["queued"] == 3
@@ -348,7 +348,7 @@ def test_cache_budget_queues_and_refuses_what_can_never_fit(tiny_model, make_eng
 
     with frozen(tiny_model):
         jobs["a"] = engine.submit(ids(10), max_new_tokens=20, temperature=0)
-        until(lambda: jobs["a"].queue_position == 0)
+        until(lambda: jobs["a"].started is not None)  # admitted
         jobs["b"] = engine.submit(ids(10, 2000), max_new_tokens=20, temperature=0, on_step=Collect(also=b_step))
         jobs["c"] = engine.submit(ids(10, 3000), max_new_tokens=20, temperature=0)
         assert (jobs["b"].queue_position, jobs["c"].queue_position) == (1, 2)
@@ -371,7 +371,7 @@ def test_queue_overflow_raises_engine_full(tiny_model, make_engine):
     engine = make_engine(slots=1, max_queue=2)
     with frozen(tiny_model):
         running = engine.submit(ids(4), max_new_tokens=3, temperature=0)
-        until(lambda: running.queue_position == 0)
+        until(lambda: running.started is not None)  # admitted
         queued = [engine.submit(ids(4, 2000 + i), max_new_tokens=3, temperature=0) for i in range(2)]
         with pytest.raises(EngineFull, match="waiting"):
             engine.submit(ids(4, 3000), max_new_tokens=3)
@@ -489,7 +489,7 @@ def test_close_cancels_what_is_left(tiny_model):
     engine = Engine(tiny_model, slots=1)
     with frozen(tiny_model):
         running = engine.submit(ids(5), max_new_tokens=50, temperature=0)
-        until(lambda: running.queue_position == 0)
+        until(lambda: running.started is not None)  # admitted
         queued = engine.submit(ids(5, 2000), max_new_tokens=5)
         closing = threading.Thread(target=engine.close)
         closing.start()

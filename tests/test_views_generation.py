@@ -292,12 +292,15 @@ def test_a_full_engine_queues_and_says_where(model, sequence, monkeypatch):
     holder = state.EngineHolder()
     holder._board = JobBoard(Engine(model, slots=1), max_new_tokens=100)
     monkeypatch.setattr(state, "engine", holder)
-    with model.lock:
-        first = start(sequence, n=50, session="pageA")
-        second = start(sequence, n=50, session="pageB")
+    with model.lock:  # the first run is admitted, then waits for the model: the engine's one slot is taken
+        first = start(sequence, n=20, session="pageA")
+        deadline = time.monotonic() + 10
+        while holder._board.engine.stats()["queued"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = start(sequence, n=20, session="pageB")
         third = start(sequence, n=5, session="pageC")
-    assert "2nd in line" in second[5] or "3rd in line" in third[5]
-    for out, session, n in ((first, "pageA", 50), (second, "pageB", 50), (third, "pageC", 5)):
+    assert "prefill" in first[5] and "1st in line" in second[5] and "2nd in line" in third[5]
+    for out, session, n in ((first, "pageA", 20), (second, "pageB", 20), (third, "pageC", 5)):
         record, _, _ = finish(out[0], out[3], n=n, session=session)
         assert len(record["new_ids"]) == n
     holder._board.engine.close()
