@@ -11,11 +11,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from model_runtime import GPT2Config
 from model_runtime.engine import Engine, EngineFull, run_all
-from model_runtime.model import GPT
-from model_runtime.runtime import GPT2Runtime
-from model_runtime.tokenizer import EOT_ID, get_tokenizer
+from model_runtime.tokenizer import EOT_ID
+from tests.test_generate import eos_model
 
 TOL = 1e-4
 PROMPTS = ["The cat sat on the", "Once upon a time", "Data visualization empowers users to", "In 1905, Einstein"]
@@ -405,17 +403,6 @@ def test_long_prompt_delays_running_jobs_by_at_most_one_chunk(tiny_model, make_e
 
 
 # ----------------------------------------------------------------------------------------------- how jobs end
-
-def eos_model():
-    """A tiny model whose greedy choice is always <|endoftext|>."""
-    cfg = GPT2Config(n_layer=1, n_head=2, d_model=16, d_mlp=64, n_ctx=32)
-    model = GPT(cfg).init_untrained()
-    with torch.no_grad():
-        model.ln_f.weight.zero_()
-        model.ln_f.bias.fill_(1.0)
-        model.wte.weight[EOT_ID] = 10.0
-    return GPT2Runtime(model, get_tokenizer(), pretrained=False, source="test", message="")
-
 
 def test_stop_reasons(tiny_model, make_engine):
     engine = make_engine()
