@@ -90,6 +90,13 @@ class Conv1D(nn.Module):
         return torch.addmm(self.bias, x.reshape(-1, x.size(-1)), self.weight).view(*x.shape[:-1], -1)
 
 
+class TiedEmbedding(nn.Embedding):
+    """The token embedding, which GPT-2 also uses as its output head: rows in, logits out (x @ W^T)."""
+
+    def unembed(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPT2Config, name: str):
         super().__init__()
@@ -177,7 +184,7 @@ class GPT(nn.Module):
     def __init__(self, cfg: GPT2Config):
         super().__init__()
         self.config = cfg
-        self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)  # also the output head (tied weights)
+        self.wte = TiedEmbedding(cfg.vocab_size, cfg.d_model)  # also the output head (tied weights)
         self.wpe = nn.Embedding(cfg.n_ctx, cfg.d_model)
         self.h = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.ln_f = LayerNorm(cfg.d_model, cfg.ln_eps, "ln_final")
@@ -208,7 +215,7 @@ class GPT(nn.Module):
         for i, block in enumerate(self.h):
             x, present = block(x, past[i] if past else None)
             cache.append(present)
-        logits = self.hook_logits(F.linear(self.ln_f(x), self.wte.weight))
+        logits = self.hook_logits(self.wte.unembed(self.ln_f(x)))
         return logits, cache
 
     @torch.no_grad()

@@ -14,7 +14,9 @@ from .tokenizer import GPT2Tokenizer, get_tokenizer
 from .trace import CaptureSpec, Recorder, Trace
 from .weights import DOWNLOAD_COMMAND, WeightsUnavailable, family_config, load_checkpoint
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# Weights' dtype -> the activations' dtype. "int8": weight-only int8 (per output channel, see quantize.py), with
+# bfloat16 activations, LayerNorms and biases.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.bfloat16}
 
 
 class PromptError(ValueError):
@@ -46,18 +48,32 @@ class GPT2Runtime:
     @functools.cached_property
     def fingerprint(self) -> str:
         """Identifies the weights (not the object): equal for every process that loaded the same model."""
-        digest = hashlib.sha1(repr(self.config).encode() + str(self.dtype).encode())
-        for tensor in (self.model.wte.weight[:2], self.model.h[-1].mlp.c_proj.weight[:2], self.model.ln_f.bias):
+        digest = hashlib.sha1(repr(self.config).encode() + self.weights_dtype.encode())
+        last = self.model.h[-1].mlp.c_proj
+        for tensor in (getattr(self.model.wte, "qweight", self.model.wte.weight)[:2],
+                       getattr(last, "qweight", last.weight)[:2], self.model.ln_f.bias):
             digest.update(tensor.detach().float().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
     @property
     def device(self) -> torch.device:
-        return self.model.wte.weight.device
+        return self.model.ln_f.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.model.wte.weight.dtype
+        """The activations' (and KV cache's) dtype: bfloat16 for int8 weights."""
+        return self.model.ln_f.weight.dtype
+
+    @property
+    def weights_dtype(self) -> str:
+        """One of "float32", "bfloat16", "int8" (a key of DTYPES)."""
+        from .quantize import is_int8
+        return "int8" if is_int8(self.model) else str(self.dtype).removeprefix("torch.")
+
+    def weight_bytes(self) -> int:
+        """Memory the weights take (int8 weights with their scales; the tied matrix once)."""
+        from .quantize import weight_bytes
+        return weight_bytes(self.model)
 
     def encode(self, text_or_ids: str | Sequence[int]) -> list[int]:
         """Token ids for a prompt, checked against the vocabulary and the context length."""
@@ -129,6 +145,8 @@ def load_gpt2(source: str = "gpt2", device: str | torch.device = "auto", dtype: 
 
     If a hub id cannot be had (not cached, no network) and `fallback` is true, the model gets untrained GPT-2
     weights instead: `pretrained` is False and `message` says how to fetch the real ones."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
     device = resolve_device(device)
     try:
         config, state, origin = load_checkpoint(source)
@@ -144,5 +162,9 @@ def load_gpt2(source: str = "gpt2", device: str | torch.device = "auto", dtype: 
         pretrained, origin = False, "untrained"
         message = (f"Untrained weights: {why}, so every number shown comes from random weights. "
                    f"Fetch GPT-2 with `{DOWNLOAD_COMMAND}` and restart.")
-    model = model.to(device=device, dtype=DTYPES[dtype])
+    if dtype == "int8":  # quantized from the checkpoint's own (float32) weights
+        from .quantize import quantize_int8
+        model = quantize_int8(model.to(device))
+    else:
+        model = model.to(device=device, dtype=DTYPES[dtype])
     return GPT2Runtime(model, get_tokenizer(), pretrained=pretrained, source=origin, message=message)
