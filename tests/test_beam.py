@@ -136,6 +136,12 @@ def test_scores_and_records(eos_heavy):
     assert [h.token_ids for h in result.steps[-1].hypotheses] == [h.token_ids for h in result.hypotheses]
 
 
+def test_time_limit_returns_the_running_beams(tiny_model):
+    result = tiny_model.beam_search(PROMPTS[0], num_beams=3, max_new_tokens=50, max_seconds=0)
+    assert result.stop_reason == "time_limit" and len(result.steps) == 1 and len(result.hypotheses) == 3
+    assert all(h.ended_by == "time_limit" and len(h.token_ids) == 1 for h in result.hypotheses)
+
+
 def test_width_one_is_greedy(tiny_model):
     greedy = tiny_model.generate(PROMPTS[1], max_new_tokens=8, temperature=0).run().new_ids
     beam = tiny_model.beam_search(PROMPTS[1], num_beams=1, max_new_tokens=8).best
