@@ -124,7 +124,7 @@ def test_procfile_runs_gunicorn_without_preload():
     from pathlib import Path
     procfile = (Path(__file__).resolve().parent.parent / "Procfile").read_text()
     web = next(line for line in procfile.splitlines() if line.startswith("web:"))
-    assert "gunicorn app:server" in web and "--preload" not in web and "PORT" in web
+    assert "gunicorn -c gunicorn.conf.py app:server" in web and "--preload" not in web and "PORT" in web
 
 
 # Loading state and banner
