@@ -6,7 +6,7 @@ than fp32 at decode on this CPU build (torch 2.13 CPU, eager: it dequantizes the
 meant for torch.compile / GPUs), and torch.ao's `quantize_dynamic` also quantizes the activations, which is not
 weight-only. torch's own CPU kernel for weight-only int8, `aten._weight_int8pack_mm` (what torchao and gpt-fast
 call on CPU), reads the int8 weights directly: ~2x faster than fp32 on the 768 x 50,257 output head, with
-bfloat16 activations (its fast path; with fp32 activations it is 5x slower than fp32). So int8 weights run with
+bfloat16 activations (its fast path; with fp32 activations it is 3-6x slower than fp32). So int8 weights run with
 bfloat16 activations, LayerNorms, biases and position embeddings. Where that kernel is missing (CUDA) or cannot
 take the shape (it needs the input width to be a multiple of 16), the int8 weights are dequantized inside the
 matmul instead.

@@ -13,9 +13,9 @@ MIN_TOP10 = {"float32": 10, "bfloat16": 8, "int8": 7}  # measured: 10 and 9 of 1
 
 
 @pytest.fixture(scope="module")
-def low_precision(full_hf, full_model):
-    return {"bfloat16": converted(full_model, "bfloat16"), "int8": load_gpt2(str(full_hf[0]), device="cpu",
-                                                                            dtype="int8")}
+def low_precision(full_model):
+    """Copies of the session's full-size model (converted, not loaded again)."""
+    return {name: converted(full_model, name) for name in ("bfloat16", "int8")}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,13 @@ def test_int8_runtime(full_model, low_precision):
     assert len(steps) == 3 and steps[-1].cache_bytes > 0
     with pytest.raises(ValueError, match="dtype"):
         load_gpt2("gpt2", dtype="int4")
+
+
+def test_load_int8(tiny_hf, tiny_model):
+    loaded = load_gpt2(str(tiny_hf[0]), device="cpu", dtype="int8")
+    assert loaded.weights_dtype == "int8" and loaded.weight_bytes() < 0.3 * tiny_model.weight_bytes()
+    ids = tiny_model.encode(PROMPT)
+    assert torch.equal(loaded.trace(ids, capture=False).logits, converted(tiny_model, "int8").trace(ids).logits)
 
 
 def test_per_channel_quantization():
