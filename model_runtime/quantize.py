@@ -14,6 +14,7 @@ matmul instead.
 from __future__ import annotations
 
 import copy
+import statistics
 import time
 
 import torch
@@ -113,16 +114,21 @@ def converted(runtime, dtype: str):
 
 @torch.inference_mode()
 def decode_tokens_per_s(runtime, prompt_ids: list[int], n: int = 8) -> float:
-    """Greedy decode steps per second after the prefill: one-token forward passes over the KV cache, argmax."""
+    """Greedy decode steps per second after the prefill (one-token forward passes over the KV cache, argmax),
+    from the median step: a busy shared CPU stalls single steps, and the median ignores them."""
     model, device = runtime.model, runtime.device
+    seconds = []
     with runtime.lock:
         logits, cache = model(torch.tensor([prompt_ids], device=device))
         token = logits[:, -1:].argmax(-1)
-        started = time.perf_counter()
         for _ in range(n):
+            t0 = time.perf_counter()
             logits, cache = model(token, cache)
             token = logits[:, -1:].argmax(-1)
-        return n / (time.perf_counter() - started)
+            if device.type == "cuda":
+                torch.cuda.synchronize()  # time the whole step, not its launch
+            seconds.append(time.perf_counter() - t0)
+    return 1 / statistics.median(seconds)
 
 
 @torch.inference_mode()
