@@ -591,7 +591,7 @@ def live_line(answer: dict, steps: list[dict], total: int) -> str:
 def poll(_n, job, session, n_tokens):
     """The poll timer -> the new steps appended to the record and the text; at the end, the stop reason and
     timings, and the timer stops. Outputs: record patch, chips patch, job, timer disabled, live line, message,
-    rendered."""
+    rendered, note line (cleared at the end)."""
     if not isinstance(job, dict) or not isinstance(job.get("job"), str):
         raise PreventUpdate
     since = job.get("since") if isinstance(job.get("since"), int) else 0
@@ -602,7 +602,7 @@ def poll(_n, job, session, n_tokens):
     except (ValueError, RuntimeError) as why:
         record["live"] = False
         record["stop_reason"], record["stop_message"] = "error", str(why)
-        return record, no_update, None, True, "", f"The run ended: {why}", uuid.uuid4().hex
+        return record, no_update, None, True, "", f"The run ended: {why}", uuid.uuid4().hex, ""
     steps = [with_chip(s, tokenizer) for s in answer["steps"]]
     record["steps"].extend(steps)
     record["new_ids"].extend([s["id"] for s in steps])
@@ -611,12 +611,12 @@ def poll(_n, job, session, n_tokens):
     if not answer["done"]:
         new_job = {**job, "since": since + len(steps), "params": steps[-1]["params"] if steps else job.get("params")}
         return record, chips if steps else no_update, new_job, False, live_line(answer, steps, total), no_update, \
-            no_update
+            no_update, no_update
     record["live"] = False
     record["stop_reason"], record["stop_message"] = answer["stop_reason"], answer.get("stop_message")
     record["timings"] = answer.get("timings")
     message = f"The run ended with an error: {answer['error']}" if answer.get("error") else ""
-    return record, chips if steps else no_update, None, True, "", message, uuid.uuid4().hex
+    return record, chips if steps else no_update, None, True, "", message, uuid.uuid4().hex, ""
 
 
 def steer(temperature, top_k, top_p, repetition, presence, frequency, job, session):
@@ -871,14 +871,16 @@ def register(app) -> None:
         Output(ids.GENERATION, "data", allow_duplicate=True), Output(TOKENS, "children", allow_duplicate=True),
         Output(JOB, "data", allow_duplicate=True), Output(POLL, "disabled", allow_duplicate=True),
         Output(LIVE, "children", allow_duplicate=True), Output(MESSAGE, "children", allow_duplicate=True),
-        Output(RENDERED, "data", allow_duplicate=True),
+        Output(RENDERED, "data", allow_duplicate=True), Output(LIVE_NOTE, "children", allow_duplicate=True),
         Input(POLL, "n_intervals"), State(JOB, "data"), State(SESSION, "data"), State(N_TOKENS, "value"),
         prevent_initial_call=True,
     )(poll)
     app.callback(Output(STOP_RUN, "disabled"), Input(JOB, "data"))(stop_disabled)
     app.callback(Output(LIVE_NOTE, "children"), *STEERING, State(JOB, "data"), State(SESSION, "data"),
                  prevent_initial_call=True)(steer)
-    app.callback(Output(STOP, "children", allow_duplicate=True), Input(STOP_RUN, "n_clicks"),
+    # Stop's answer goes to the note line, not to the stop line that the end of the run writes: a late answer
+    # must not overwrite "Stopped after n tokens".
+    app.callback(Output(LIVE_NOTE, "children", allow_duplicate=True), Input(STOP_RUN, "n_clicks"),
                  State(JOB, "data"), State(SESSION, "data"), prevent_initial_call=True)(stop)
     app.callback(
         Output(PROMPT_TEXT, "children"), Output(TOKENS, "children"), Output(STOP, "children"),

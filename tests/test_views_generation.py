@@ -57,7 +57,7 @@ def finish(record, job, n=5, session=SESSION, timeout=60):
     chips, lines, deadline = [], [], time.monotonic() + timeout
     while job:
         assert time.monotonic() < deadline, "the run did not end"
-        patch, new_chips, job, disabled, line, message, _ = generation.poll(1, job, session, n)
+        patch, new_chips, job, disabled, line, message, _, _ = generation.poll(1, job, session, n)
         record = apply(record, patch)
         if isinstance(new_chips, Patch):
             chips += new_chips.to_plotly_json()["operations"][0]["params"]["value"]
@@ -259,7 +259,7 @@ def test_another_page_cannot_steer_stop_or_read_a_run(model, sequence):
     assert generation.stop(1, job, "page2").startswith("Could not stop the run: no such run")
     forged = {**job, "job": "A" * 24}
     assert generation.stop(1, forged, SESSION).startswith("Could not stop")
-    patch, _, stopped, disabled, _, message, _ = generation.poll(1, job, "page2", 20)
+    patch, _, stopped, disabled, _, message, _, _ = generation.poll(1, job, "page2", 20)
     assert stopped is None and disabled is True and "no such run" in message
     record, _, _ = finish(record, job, n=20)  # the owner's run is untouched
     assert record["stop_reason"] == "max_new_tokens" and len(record["new_ids"]) == 20
