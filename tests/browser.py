@@ -32,6 +32,27 @@ return [t.x[i], t.y[i]];
 """
 
 
+# Screen sizes a class uses: (width, height, projector mode, phone emulation).
+SIZES = {"projector-1280x720": (1280, 720, True, False), "projector-1920x1080": (1920, 1080, True, False),
+         "phone-390x844": (390, 844, False, True), "tablet-768x1024": (768, 1024, False, False)}
+
+
+def set_screen(driver, width, height, mobile=False):
+    """The page's viewport exactly width × height CSS pixels; `mobile` emulates a phone (touch, mobile viewport)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": mobile})
+
+
+def set_projector(driver, on):
+    """Projector mode on or off (the header's check box), and wait until the page has switched."""
+    page = driver.find_element("id", "page")
+    if ("projector" in page.get_attribute("class").split()) != on:
+        driver.find_element("css selector", "#projector input").click()
+    WebDriverWait(driver, 10).until(
+        lambda d: ("projector" in d.find_element("id", "page").get_attribute("class").split()) == on)
+
+
 def wait_until(dash_duo, condition, timeout=30, message=""):
     """Poll `condition`; elements re-rendered mid-check (stale) just mean "not yet"."""
     return WebDriverWait(dash_duo.driver, timeout, poll_frequency=0.2,

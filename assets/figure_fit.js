@@ -1,0 +1,164 @@
+/* Fits every Plotly figure to the room it is shown in, in the browser (the server sends one figure for all):
+ * - projector mode scales the chart type (fonts, title margin) and keeps each figure within one screen, the
+ *   view's main figure within what is left of the first screen under the top bar;
+ * - every title wraps so that it stays clear of the toolbar and inside the figure; on a narrow screen it
+ *   moves under the toolbar;
+ * - on a narrow screen a figure with panels side by side keeps a readable width and scrolls in its own box.
+ * It wraps Plotly.react (what dcc.Graph calls) and refits the figures on screen when the mode or size changes. */
+(function () {
+  "use strict";
+  const PROJECTOR_SCALE = 1.5;
+  const NARROW = 560;        // px: below this a figure's title goes under the toolbar
+  const WIDE_MIN = 640;      // px: a figure with side-by-side panels is never drawn narrower
+  const TOOLBAR = 210;       // px: room the toolbar takes at the top right
+  const TITLE_SCALE = 1.4;   // Plotly's title size relative to the layout font
+
+  function projector() {
+    const page = document.getElementById("page");
+    return !!(page && page.classList.contains("projector"));
+  }
+
+  function scaled(font, factor, base) {
+    return Object.assign({}, font, {size: Math.round(((font && font.size) || base) * factor)});
+  }
+
+  function axisNames(layout) {
+    return Object.keys(layout).filter((k) => /^[xy]axis\d*$/.test(k));
+  }
+
+  // True when two panels sit side by side (x domains that do not overlap).
+  function sideBySide(layout) {
+    const domains = axisNames(layout).filter((k) => k[0] === "x" && layout[k] && layout[k].domain)
+      .map((k) => layout[k].domain);
+    return domains.some((a) => domains.some((b) => a[1] <= b[0] + 1e-6 && a !== b));
+  }
+
+  function titleText(layout) {
+    const title = layout.title;
+    return typeof title === "string" ? title : (title && title.text) || "";
+  }
+
+  // Breaks text into lines of at most `chars` characters at spaces (existing <br> kept).
+  function wrap(text, chars) {
+    return text.split("<br>").map(function (line) {
+      const words = line.split(" "), lines = [];
+      let current = "";
+      words.forEach(function (word) {
+        const plain = (current + " " + word).replace(/<[^>]+>/g, "").trim();
+        if (current && plain.length > chars) { lines.push(current); current = word; }
+        else { current = current ? current + " " + word : word; }
+      });
+      lines.push(current);
+      return lines.join("<br>");
+    }).join("<br>");
+  }
+
+  function availableHeight(gd) {
+    const main = gd.closest(".main-figure");
+    const top = main ? main.getBoundingClientRect().top + window.scrollY : 0;
+    const screen = window.innerHeight;
+    return Math.max(300, main && top < screen ? screen - top - 12 : screen - 40);
+  }
+
+  function fit(layoutIn, gd) {
+    const layout = JSON.parse(JSON.stringify(layoutIn || {}));
+    const templateFont = (((layout.template || {}).layout || {}).font || {}).size;
+    const base = (layout.font && layout.font.size) || templateFont || 12;
+    const factor = projector() ? PROJECTOR_SCALE : 1;
+    const margin = Object.assign({l: 80, r: 80, t: 100, b: 80}, layout.margin);
+    const wide = gd.clientWidth < WIDE_MIN && sideBySide(layout);
+    gd.classList.toggle("fit-wide", wide || (gd.classList.contains("fit-wide") && sideBySide(layout) &&
+                                             window.innerWidth < WIDE_MIN + 40));
+    axisNames(layout).forEach(function (k) {
+      layout[k] = Object.assign({automargin: true}, layout[k]);
+      if (factor !== 1) {
+        const axis = layout[k];
+        if (axis.tickfont && axis.tickfont.size) { axis.tickfont = scaled(axis.tickfont, factor, base); }
+        if (axis.title && axis.title.font && axis.title.font.size) {
+          axis.title = Object.assign({}, axis.title, {font: scaled(axis.title.font, factor, base)});
+        }
+      }
+    });
+    if (factor !== 1) {
+      layout.font = scaled(layout.font, factor, base);
+      (layout.annotations || []).forEach(function (a) {
+        if (a.font && a.font.size) { a.font = scaled(a.font, factor, base); }
+      });
+      if (layout.legend && layout.legend.font && layout.legend.font.size) {
+        layout.legend.font = scaled(layout.legend.font, factor, base);
+      }
+      margin.t = Math.round(margin.t * factor);
+      const wanted = Math.round((layout.height || 450) * 1.1);
+      layout.height = Math.min(wanted, availableHeight(gd));
+    }
+    const text = titleText(layout);
+    if (text) {
+      const title = typeof layout.title === "string" ? {text: text} : Object.assign({}, layout.title);
+      const size = (title.font && title.font.size) || Math.round(base * factor * TITLE_SCALE);
+      const width = gd.clientWidth || 800;
+      const narrow = width < NARROW;
+      const room = narrow ? width - 24 : width * 0.95 - TOOLBAR;
+      title.text = wrap(text, Math.max(16, Math.floor(room / (size * 0.55))));
+      const lines = title.text.split("<br>").length;
+      const toolbarRow = narrow ? 30 : 8;
+      // At the very top of the figure (under the toolbar's row on a narrow screen), so that an axis on top
+      // of the plot keeps the room the figure gave it below the title.
+      // (Plotly lifts a title of several lines by all but one of them: put that back.)
+      const below = toolbarRow + (lines - 1) * size * 1.3;
+      Object.assign(title, {y: 1 - below / (layout.height || 450), yref: "container", yanchor: "top",
+                            pad: {t: 0, b: 0, l: 8, r: 0}});
+      if (narrow) { Object.assign(title, {x: 0, xref: "container", xanchor: "left"}); }
+      margin.t += Math.round((lines - 1) * size * 1.25) + toolbarRow - 8;
+      layout.title = title;
+    }
+    layout.margin = margin;
+    return layout;
+  }
+
+  function install(Plotly) {
+    if (!Plotly || Plotly.__fitted) { return Plotly; }
+    const react = Plotly.react;
+    Plotly.react = function (gd, figure) {
+      if (gd && figure && typeof figure === "object" && !Array.isArray(figure) && arguments.length === 2) {
+        gd.__fitSource = figure;
+        figure = Object.assign({}, figure, {layout: fit(figure.layout, gd)});
+      }
+      return react.call(this, gd, figure);
+    };
+    Plotly.__fitted = true;
+    return Plotly;
+  }
+
+  // plotly.js arrives after this file (Dash loads it on demand): catch it as it lands on window.
+  if (window.Plotly) {
+    install(window.Plotly);
+  } else {
+    let plotly;
+    Object.defineProperty(window, "Plotly", {
+      configurable: true, enumerable: true,
+      get: function () { return plotly; },
+      set: function (value) { plotly = install(value); },
+    });
+  }
+
+  function refitAll() {
+    if (!window.Plotly) { return; }
+    document.querySelectorAll(".js-plotly-plot").forEach(function (gd) {
+      if (gd.__fitSource && gd.offsetParent !== null) { window.Plotly.react(gd, gd.__fitSource); }
+    });
+  }
+
+  let pending = null;
+  function refitSoon() {
+    clearTimeout(pending);
+    pending = setTimeout(refitAll, 150);
+  }
+  window.addEventListener("resize", refitSoon);
+  // Projector mode on or off: the page's class changes.
+  let lastMode = null;
+  new MutationObserver(function () {
+    const mode = projector();
+    if (lastMode !== null && mode !== lastMode) { refitSoon(); }
+    lastMode = mode;
+  }).observe(document.documentElement, {attributes: true, subtree: true, attributeFilter: ["class"]});
+})();
