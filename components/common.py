@@ -78,7 +78,11 @@ def panels(rows: int, cols: int, titles: list[str], *, x: dict | None = None, y:
 
 
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
-    fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=50 if title else 20, b=50),
+    """The shared look; the top margin holds the title and, above the top row of panels, their own titles."""
+    panel_titles = any(a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 0.99
+                       for a in fig.layout.annotations)
+    top = (50 if title else 20) + (26 if panel_titles else 0)
+    fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=top, b=50),
                       paper_bgcolor="white", plot_bgcolor="white", height=height)
     return fig
 

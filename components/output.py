@@ -204,7 +204,7 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
                   "tickformat": ".3~g"},
         "yaxis2": {"overlaying": "y", "side": "right", "anchor": "x", "range": [0, 1.05], "showgrid": False,
                    "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1], "title": {"text": "cumulative"}},
-        "yaxis3": {"domain": lower, "anchor": "x2", "title": {"text": "probability"}, "rangemode": "tozero",
+        "yaxis3": {"domain": lower, "anchor": "x2", "title": {"text": "p"}, "rangemode": "tozero",
                    "tickformat": ".3~g"},
         "barmode": "overlay", "bargap": 0.15, "legend": {"orientation": "h", "y": 1.12, "x": 0},
         "hoverlabel": {"align": "left"}, "annotations": annotations, "shapes": shapes,

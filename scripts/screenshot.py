@@ -22,14 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Done when the prompt has run (stages drawn), no callback is pending and every figure in the open tab is drawn.
-PAGE_DRAWN = """
-if (!document.querySelector('#pipeline .stage')) { return false; }
-if (document.querySelector('[data-dash-is-loading="true"]')) { return false; }
-const graphs = document.querySelectorAll('.view .dash-graph').length;
-const plots = Array.from(document.querySelectorAll('.view .js-plotly-plot'));
-return plots.length >= graphs && plots.every(p => p._fullData);
-"""
 # Every task that blocks the browser's main thread for over 50 ms, recorded from the page's first moment.
 LONG_TASKS = """
 window.__longTasks = [];
@@ -88,7 +80,7 @@ def main(argv=None) -> None:
 
     from app import create_app
     from model_runtime import load_gpt2
-    from tests.browser import set_projector, set_screen
+    from tests.browser import PAGE_DRAWN, set_projector, set_screen
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     runtime = load_gpt2(args.model, device="cpu")

@@ -32,6 +32,65 @@ return [t.x[i], t.y[i]];
 """
 
 
+# Done when the prompt has run (stages drawn), no callback is pending and every figure in the open tab is drawn.
+PAGE_DRAWN = """
+if (!document.querySelector('#pipeline .stage')) { return false; }
+if (document.querySelector('[data-dash-is-loading="true"]')) { return false; }
+const graphs = document.querySelectorAll('.view .dash-graph').length;
+const plots = Array.from(document.querySelectorAll('.view .js-plotly-plot'));
+return plots.length >= graphs && plots.every(p => p._fullData);
+"""
+
+# Text that collides in the figures on screen: for each drawn figure, the boxes of its title, axis titles, tick
+# labels (one group per axis), colour-bar text, annotations (subplot titles), legend and toolbar, and every pair
+# from different groups that overlaps by more than 2 px each way; also any text cut off at the figure's edge.
+TEXT_OVERLAPS = """
+const found = [];
+document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
+  if (gd.offsetParent === null || !gd._fullLayout) { return; }
+  const name = (gd.closest('.dash-graph') || gd).id, items = [], edge = gd.getBoundingClientRect();
+  // Each letter's box (a rotated label's box would be far larger than its letters).
+  const letters = (el) => Array.from({length: el.getNumberOfChars()}, (_, i) => {
+    const e = el.getExtentOfChar(i), m = el.getScreenCTM(), p = new DOMPoint();
+    const corners = [[e.x, e.y], [e.x + e.width, e.y], [e.x, e.y + e.height], [e.x + e.width, e.y + e.height]]
+      .map(([x, y]) => { p.x = x; p.y = y; return p.matrixTransform(m); });
+    const xs = corners.map((c) => c.x), ys = corners.map((c) => c.y);
+    return {left: Math.min(...xs), right: Math.max(...xs), top: Math.min(...ys), bottom: Math.max(...ys)};
+  }).filter((r) => r.right > r.left);
+  const add = (group, el) => {  // a text element, or a box (legend, toolbar)
+    const r = el.getBoundingClientRect(), text = el.tagName === 'text';
+    if (!(r.width > 0 && r.height > 0) || (text && !el.textContent.trim())) { return; }
+    items.push({group, r, rects: text ? letters(el) : [r], text: (el.textContent || group).trim().slice(0, 40)});
+  };
+  gd.querySelectorAll('g.g-gtitle text, g[class^="g-x"] text, g[class^="g-y"] text').forEach(
+    (el) => add(el.parentNode.getAttribute('class'), el));
+  gd.querySelectorAll('.xaxislayer-above, .yaxislayer-above').forEach((layer, i) =>
+    layer.querySelectorAll('text').forEach((el) => add('ticks' + i, el)));
+  gd.querySelectorAll('.colorbar').forEach((bar, i) => bar.querySelectorAll('text').forEach((el) => add('colorbar' + i, el)));
+  gd.querySelectorAll('.annotation').forEach((a, i) => a.querySelectorAll('text').forEach((el) => add('annotation' + i, el)));
+  gd.querySelectorAll('.legend').forEach((el) => add('legend', el.querySelector('.bg') || el));
+  const toolbar = gd.querySelector('.modebar');
+  if (toolbar) { add('modebar', toolbar); }
+  items.forEach(function (a, i) {
+    if (a.group !== 'modebar' && (a.r.left < edge.left - 1 || a.r.right > edge.right + 1 || a.r.top < edge.top - 1 ||
+                                  a.r.bottom > edge.bottom + 1)) {
+      found.push(name + ': ' + a.group + ' "' + a.text + '" cut off at the edge');
+    }
+    items.slice(i + 1).forEach(function (b) {
+      if (a.group === b.group) { return; }
+      if (a.group === 'modebar' || b.group === 'modebar') {
+        const other = a.group === 'modebar' ? b : a;  // the toolbar only ever covers titles and legends
+        if (!/gtitle|annotation|legend/.test(other.group)) { return; }
+      }
+      const hit = (p, q) => Math.min(p.right, q.right) - Math.max(p.left, q.left) > 2 &&
+                            Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top) > 2;
+      if (a.rects.some((p) => b.rects.some((q) => hit(p, q)))) { found.push(name + ': ' + a.group + ' "' + a.text + '" overlaps ' + b.group + ' "' + b.text + '"'); }
+    });
+  });
+});
+return found;
+"""
+
 # Screen sizes a class uses: (width, height, projector mode, phone emulation).
 SIZES = {"projector-1280x720": (1280, 720, True, False), "projector-1920x1080": (1920, 1080, True, False),
          "phone-390x844": (390, 844, False, True), "tablet-768x1024": (768, 1024, False, False)}
