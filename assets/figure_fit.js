@@ -60,36 +60,41 @@
     if (!legend || legend.orientation !== "h" || !((legend.y || 0) >= 1)) { return 0; }
     const size = (legend.font && legend.font.size) || fontSize;
     const names = data.filter((t) => t.showlegend !== false && t.name).map((t) => String(t.name));
-    const needed = names.reduce((sum, name) => sum + 46 + name.length * size * 0.6, 0);
-    const rows = Math.max(1, Math.ceil(needed / (width * 0.95)));
+    let rows = 1, used = 0;  // items fill rows left to right, each item whole
+    names.forEach(function (name) {
+      const item = 50 + name.length * size * 0.62;
+      if (used && used + item > width - 16) { rows += 1; used = 0; }
+      used += item;
+    });
     layout.legend = Object.assign({}, legend, {xref: "container", x: 0.01, xanchor: "left", yref: "container",
                                                y: 1 - (titleBottom + 4) / (layout.height || 450), yanchor: "top"});
-    return Math.round(rows * size * 1.6 + 6);
+    return Math.round(rows * (size * 1.6 + 8) + 10);
   }
 
-  // Annotation labels placed on the page (panel titles, messages) wrap to the width of their panel; returns
-  // how much taller the labels above the top row of panels became.
+  // Annotation labels placed on the page (panel titles, messages) wrap to the width of their panel, or shrink
+  // between rows of panels; returns the height of the labels above the top row of panels.
   function wrapAnnotations(layout, plotWidth, fontSize) {
     const xDomains = axisNames(layout).filter((k) => k[0] === "x" && layout[k].domain).map((k) => layout[k].domain);
     const yTops = axisNames(layout).filter((k) => k[0] === "y" && layout[k].domain).map((k) => layout[k].domain[1]);
     const top = yTops.length ? Math.max.apply(null, yTops) : 1;
-    let extra = 0;
+    let block = 0;
     (layout.annotations || []).forEach(function (a) {
-      if (a.showarrow !== false || a.xref !== "paper" || typeof a.text !== "string") { return; }
-      const columns = xDomains.filter((d) => d[0] - 1e-6 <= a.x && a.x <= d[1] + 1e-6);
-      const span = columns.length ? Math.min.apply(null, columns.map((d) => d[1] - d[0])) : 1;
-      const aboveTop = a.yanchor === "bottom" && a.y >= top - 1e-6;
+      if (a.showarrow !== false || typeof a.text !== "string") { return; }
+      const aboveTop = a.yref === "paper" && a.yanchor === "bottom" && a.y >= top - 1e-6;
       let size = (a.font && a.font.size) || fontSize;
-      const length = a.text.replace(/<[^>]+>/g, "").length, room = span * plotWidth;
-      if (!aboveTop && length * size * 0.55 > room) {  // between rows of panels there is room for one line
-        size = Math.max(10, Math.floor(room / (length * 0.55)));
-        a.font = Object.assign({}, a.font, {size: size});
+      if (a.xref === "paper") {
+        const columns = xDomains.filter((d) => d[0] - 1e-6 <= a.x && a.x <= d[1] + 1e-6);
+        const room = (columns.length ? Math.min.apply(null, columns.map((d) => d[1] - d[0])) : 1) * plotWidth;
+        const length = a.text.replace(/<[^>]+>/g, "").length;
+        if (!aboveTop && length * size * 0.55 > room) {  // between rows of panels there is room for one line
+          size = Math.max(10, Math.floor(room / (length * 0.55)));
+          a.font = Object.assign({}, a.font, {size: size});
+        }
+        a.text = wrap(a.text, Math.max(12, Math.floor(room / (size * 0.55))));
       }
-      a.text = wrap(a.text, Math.max(12, Math.floor(room / (size * 0.55))));
-      const added = (a.text.split("<br>").length - 1) * size * 1.35;
-      if (aboveTop) { extra = Math.max(extra, Math.round(added)); }
+      if (aboveTop) { block = Math.max(block, Math.round(a.text.split("<br>").length * size * 1.35)); }
     });
-    return extra;
+    return block;
   }
 
   function availableHeight(gd) {
@@ -126,35 +131,37 @@
       if (layout.legend && layout.legend.font && layout.legend.font.size) {
         layout.legend.font = scaled(layout.legend.font, factor, base);
       }
-      margin.t = Math.round(margin.t * factor);
       const wanted = Math.round((layout.height || 450) * 1.1);
       layout.height = Math.min(wanted, availableHeight(gd));
     }
     const width = gd.clientWidth || 800;
     const narrow = width < NARROW;
     const toolbarRow = narrow ? 30 : 8;  // a narrow figure keeps the toolbar's row free above everything
-    margin.t += toolbarRow - 8;
     const text = titleText(layout);
-    let titleBottom = toolbarRow;
+    let lines = 0, size = 0;
     if (text) {
       const title = typeof layout.title === "string" ? {text: text} : Object.assign({}, layout.title);
-      const size = (title.font && title.font.size) || Math.round(base * factor * TITLE_SCALE);
+      size = (title.font && title.font.size) || Math.round(base * factor * TITLE_SCALE);
       const room = narrow ? width - 24 : width * 0.95 - TOOLBAR;
       title.text = wrap(text, Math.max(16, Math.floor(room / (size * 0.55))));
-      const lines = title.text.split("<br>").length;
-      // At the very top of the figure (under the toolbar's row on a narrow screen), so that an axis on top
-      // of the plot keeps the room the figure gave it below the title.
+      lines = title.text.split("<br>").length;
+      // At the very top of the figure (under the toolbar's row on a narrow screen).
       // (Plotly lifts a title of several lines by about one font size: put that back.)
       const below = toolbarRow + (lines > 1 ? size * 0.95 : 0);
       Object.assign(title, {y: 1 - below / (layout.height || 450), yref: "container", yanchor: "top",
                             pad: {t: 0, b: 0, l: 8, r: 0}});
       if (narrow) { Object.assign(title, {x: 0, xref: "container", xanchor: "left"}); }
-      margin.t += Math.round((lines - 1) * size * 1.35);
       layout.title = title;
-      titleBottom = toolbarRow + lines * size * 1.3;
     }
-    margin.t += legendUnderTitle(layout, data, titleBottom, width, base * factor);
-    margin.t += wrapAnnotations(layout, width - margin.l - margin.r, base * factor);
+    const titleBottom = toolbarRow + lines * size * 1.3;
+    const legendBlock = legendUnderTitle(layout, data, titleBottom, width, base * factor);
+    const panelBlock = wrapAnnotations(layout, width - margin.l - margin.r, base * factor);
+    const topAxis = axisNames(layout).some((k) => k[0] === "x" && layout[k].side === "top" && layout[k].visible !== false);
+    if (topAxis) {  // the figure's own top margin holds its axis: keep it (scaled) and add what grew
+      margin.t = Math.round(margin.t * factor + Math.max(0, lines - 1) * size * 1.35 + toolbarRow - 8 + legendBlock);
+    } else {  // the top margin is exactly what sits above the plot: title, legend, panel titles
+      margin.t = Math.round(titleBottom + legendBlock + panelBlock + (lines || legendBlock || panelBlock ? 10 : 4));
+    }
     layout.margin = margin;
     return layout;
   }

@@ -35,6 +35,29 @@ def thin_ticks(labels: list[str], max_ticks: int = 40) -> dict:
     return dict(tickmode="array", tickvals=labels[::step], ticktext=labels[::step])
 
 
+WINDOW_ROWS = 128     # per-token charts on long prompts show this many tokens, as attention's windows do
+ROWS_MAX_PX = 480     # and never grow taller than this (plus title and axes): a view stays about two screens
+
+
+def token_window(n_tokens: int, position: int, size: int = WINDOW_ROWS) -> tuple[int, int]:
+    """(start, stop) of the tokens a per-token chart shows: all of them up to `size`, else `size` tokens
+    around `position` (the token chosen in the view), kept inside the prompt."""
+    if n_tokens <= size:
+        return 0, n_tokens
+    start = min(max(0, position - size // 2), n_tokens - size)
+    return start, start + size
+
+
+def window_note(start: int, stop: int, n_tokens: int) -> str:
+    """" (positions 896–1,023 of 1,024 tokens)" when a chart shows a window, else ""."""
+    return f" (positions {start:,}–{stop - 1:,} of {n_tokens:,} tokens)" if stop - start < n_tokens else ""
+
+
+def rows_height(n_rows: int, row_px: int, extra: int, minimum: int) -> int:
+    """Height of a chart with a row per token: row_px each, capped so long prompts stay within a screen."""
+    return max(minimum, min(row_px * n_rows, ROWS_MAX_PX) + extra)
+
+
 def valid_index(index, size: int) -> bool:
     """A block, head or position index as sent by the page (or by hand): an int in range, nothing else."""
     return isinstance(index, int) and not isinstance(index, bool) and 0 <= index < size

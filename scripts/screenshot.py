@@ -101,11 +101,9 @@ def main(argv=None) -> None:
                 set_screen(driver, width, height, mobile)
                 query = urlencode({"prompt": prompt, "view": args.views[0], "block": args.block, "head": args.head})
                 driver.get(f"http://127.0.0.1:{port}/?{query}")
+                WebDriverWait(driver, args.timeout, 0.3).until(lambda d: d.execute_script(PAGE_DRAWN))
+                set_projector(driver, projector)
                 for view in args.views:
-                    if view != args.views[0] or projector:
-                        WebDriverWait(driver, args.timeout, 0.3).until(lambda d: d.execute_script(PAGE_DRAWN))
-                    if projector:
-                        set_projector(driver, True)
                     driver.find_element("xpath", f"//div[contains(@class, 'view-tab')][normalize-space()="
                                                  f"'{labels[view]}']").click()
                     time.sleep(0.3)
