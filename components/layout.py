@@ -9,6 +9,8 @@ from urllib.parse import parse_qs
 from dash import ALL, Input, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from model_runtime import download
+
 from . import ids, state
 from .views import MAIN, VIEWS
 
@@ -189,9 +191,10 @@ def register(app) -> None:
                   Output(ids.BLOCK, "options"), Output(ids.HEAD, "options"),
                   Input(MODEL_POLL, "n_intervals"))
     def model_status(_):
-        """Polled until the model is loaded: the loading line, then what was loaded (or why it failed)."""
+        """Polled until the model is loaded: the loading line (a first start's download progress), then what
+        was loaded (or why it failed: a failed download says why and how to fetch the weights again)."""
         if not state.model.ready:
-            return LOADING, "banner banner-loading", False, False, no_update, no_update
+            return download.progress.message() or LOADING, "banner banner-loading", False, False, no_update, no_update
         if state.model.error:
             return state.model.error, "banner banner-error", True, True, no_update, no_update
         runtime = state.model.get()

@@ -121,7 +121,7 @@ def row_status(row: dict, greedy: bool) -> str:
 def entropy_bits(probs) -> float:
     p = np.asarray(probs, dtype=np.float64)
     p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return max(0.0, float(-(p * np.log2(p)).sum()))  # a certain choice is 0 bits, never "-0.00"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ def summary(record, drawn: dict, vocab_size: int, generated: dict | None = None)
     """Entropy, kept-set size and mass, and which token was drawn (plain text for the page)."""
     probs_before = record.probs_before.numpy()
     h_before = entropy_bits(probs_before)
-    h_after = record.entropy_bits
+    h_after = max(0.0, record.entropy_bits)  # greedy: -0.0 would print as "-0.00 bits"
     kept = int(record.kept_top_p.sum())
     mass_before = float(record.probs_before[record.kept_top_p].sum())
     items = [

@@ -56,12 +56,13 @@ def writes_figure(trace, position: int, label: str) -> go.Figure:
 def layernorm_figure(before: np.ndarray, after: np.ndarray, mean: float, scale: float, title: str) -> go.Figure:
     """One token's 768 values before and after LayerNorm, each sorted, plus their histograms."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("values, sorted", "distribution"), horizontal_spacing=0.1)
-    for name, values, color in (("before", before, "#8aa9d6"), ("after", after, "#1b2a49")):
+    # One legend above both panels: each entry names a line and a histogram (a click hides both).
+    for name, values, color in (("before LayerNorm", before, "#8aa9d6"), ("after LayerNorm", after, "#1b2a49")):
         fig.add_scatter(y=np.sort(values).astype(np.float32), mode="lines", name=name, line=dict(color=color),
-                        row=1, col=1)
+                        legendgroup=name, row=1, col=1)
         fig.add_histogram(x=values.astype(np.float32), name=name, marker_color=color, opacity=0.6, nbinsx=60,
-                          showlegend=False, row=1, col=2)
-    fig.update_layout(barmode="overlay", legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.8)"))
+                          legendgroup=name, showlegend=False, row=1, col=2)
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0))
     return style(fig, f"{title}: mean μ = {mean:.3f}, scale √(σ²+ε) = {scale:.3f}", height=380)
 
 

@@ -22,17 +22,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Every task that blocks the browser's main thread for over 50 ms, recorded from the page's first moment.
-LONG_TASKS = """
-window.__longTasks = [];
-new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__longTasks.push(e.duration)))
-  .observe({type: "longtask", buffered: true});
-"""
-TAKE_LONGEST = "const m = Math.max(0, ...(window.__longTasks || [])); window.__longTasks = []; return m;"
-PASSAGE = ("The class looked at the screen while the model read the passage one token at a time. Every word, "
-           "space and comma became a number, and each number became a vector of 768 values. ")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,18 +33,13 @@ def chrome():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from tests.browser import record_long_tasks
     from tests.conftest import pytest_setup_options
     options = pytest_setup_options()
     options.add_argument("--hide-scrollbars")
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LONG_TASKS})
+    record_long_tasks(driver)
     return driver
-
-
-def long_prompt(tokenizer, n_tokens: int) -> str:
-    """A passage of exactly n_tokens tokens."""
-    ids = tokenizer.encode(PASSAGE * (n_tokens // 20 + 1))[:n_tokens]
-    return tokenizer.decode(ids)
 
 
 def main(argv=None) -> None:
@@ -80,7 +64,7 @@ def main(argv=None) -> None:
 
     from app import create_app
     from model_runtime import load_gpt2
-    from tests.browser import PAGE_DRAWN, set_projector, set_screen
+    from tests.browser import PAGE_DRAWN, TAKE_LONGEST, long_prompt, set_projector, set_screen
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     runtime = load_gpt2(args.model, device="cpu")

@@ -91,6 +91,38 @@ document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
 return found;
 """
 
+# The box of the open view's main figure (projector mode shows it first), or null.
+MAIN_BOX = """
+const main = Array.from(document.querySelectorAll('.main-figure')).find((e) => e.offsetParent !== null);
+if (!main) { return null; }
+const r = (main.querySelector('.js-plotly-plot') || main).getBoundingClientRect();
+return {top: r.top, bottom: r.bottom, screen: window.innerHeight};
+"""
+
+# Every task that blocks the browser's main thread for over 50 ms, recorded from the page's first moment on;
+# TAKE_LONGEST returns the longest since the last call.
+LONG_TASKS = """
+window.__longTasks = [];
+new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__longTasks.push(e.duration)))
+  .observe({type: "longtask", buffered: true});
+"""
+TAKE_LONGEST = "const m = Math.max(0, ...(window.__longTasks || [])); window.__longTasks = []; return m;"
+PASSAGE = ("The class looked at the screen while the model read the passage one token at a time. Every word, "
+           "space and comma became a number, and each number became a vector of 768 values. ")
+
+
+def record_long_tasks(driver):
+    """From the next page load on, the page records its long tasks (read them with TAKE_LONGEST)."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": LONG_TASKS})
+
+
+def long_prompt(tokenizer, n_tokens: int) -> str:
+    """A passage of exactly n_tokens tokens."""
+    text = tokenizer.decode(tokenizer.encode(PASSAGE * (n_tokens // 20 + 1))[:n_tokens])
+    assert len(tokenizer.encode(text)) == n_tokens
+    return text
+
+
 # Screen sizes a class uses: (width, height, projector mode, phone emulation).
 SIZES = {"projector-1280x720": (1280, 720, True, False), "projector-1920x1080": (1920, 1080, True, False),
          "phone-390x844": (390, 844, False, True), "tablet-768x1024": (768, 1024, False, False)}
