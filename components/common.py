@@ -36,7 +36,7 @@ def thin_ticks(labels: list[str], max_ticks: int = 40) -> dict:
 
 
 WINDOW_ROWS = 128     # per-token charts on long prompts show this many tokens, as attention's windows do
-ROWS_MAX_PX = 480     # and never grow taller than this (plus title and axes): a view stays about two screens
+ROWS_MAX_PX = 360     # and never grow taller than this (plus title and axes): a view stays about two screens
 
 
 def token_window(n_tokens: int, position: int, size: int = WINDOW_ROWS) -> tuple[int, int]:

@@ -18,6 +18,12 @@ return Array.from(document.querySelectorAll('.view-tab')).every((t) => {
 });
 """
 VIEW_TOP = "return Array.from(document.querySelectorAll('.view')).find((v) => v.offsetParent).getBoundingClientRect().top"
+# Types into the prompt box as a paste does (React reads the value through its input event).
+PASTE = """
+const box = document.getElementById('prompt');
+Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(box, arguments[0]);
+box.dispatchEvent(new Event('input', {bubbles: true}));
+"""
 VIEW_HEIGHT = "return Array.from(document.querySelectorAll('.view')).find((v) => v.offsetParent).offsetHeight"
 
 
@@ -62,16 +68,23 @@ def test_every_tab_at_every_size(dash_duo, full_model):
 
 
 def test_a_1024_token_prompt_never_blocks_the_browser(dash_duo, long_context_model):
+    # A teacher pastes a passage into the open page (loading the page and plotly.js is measured apart).
     record_long_tasks(dash_duo.driver)
-    prompt = long_prompt(long_context_model.tokenizer, 1024)
-    open_page(dash_duo, long_context_model, prompt=prompt)
+    set_screen(dash_duo.driver, 1920, 1080)
+    open_page(dash_duo, long_context_model, view="embeddings")
+    wait_until(dash_duo, lambda: script(dash_duo, PAGE_DRAWN), timeout=60, message="page loaded")
+    page_load = script(dash_duo, TAKE_LONGEST)
+    open_and_draw(dash_duo, "Tokens")
+    script(dash_duo, PASTE, long_prompt(long_context_model.tokenizer, 1024))
+    dash_duo.find_element("#run").click()
+    wait_until(dash_duo, lambda: "1,024 tokens" in dash_duo.find_element("#token-summary").text, timeout=120)
     wait_until(dash_duo, lambda: script(dash_duo, PAGE_DRAWN), timeout=120, message="tokens of 1,024")
     screen = script(dash_duo, "return window.innerHeight")
     longest, heights = {"tokens": script(dash_duo, TAKE_LONGEST)}, {}
     for value, label, _ in VIEWS[1:]:
         open_and_draw(dash_duo, label, timeout=120)
         longest[value], heights[value] = script(dash_duo, TAKE_LONGEST), script(dash_duo, VIEW_HEIGHT)
-    print(f"longest main-thread task per tab at 1,024 tokens (ms): {longest}")
+    print(f"longest main-thread task (ms): page load {page_load:.0f}; per tab at 1,024 tokens {longest}")
     assert max(longest.values()) < 2000, longest
     for value in ("mlp", "residual", "logit-lens"):
         assert heights[value] <= 2.2 * screen, (value, heights[value], screen)

@@ -2,11 +2,18 @@
 height, and the labels that used to collide or mislead at a desk (tests/test_browser_room.py checks the drawn
 page at four screen sizes)."""
 import numpy as np
+import pytest
 import torch
 
-from components import ablation, heads, logit_lens, mlp, output, residual
+from app import create_app
+from components import ablation, heads, ids, logit_lens, mlp, output, residual, tokens
 from components.common import ROWS_MAX_PX, WINDOW_ROWS, axis_labels, token_window, window_note
 from model_runtime.sampling import SamplingParams, draw, make_generator, sampling_record
+
+
+@pytest.fixture(scope="module")
+def client_long(long_context_model):
+    return create_app(runtime=long_context_model).server.test_client()
 
 
 def test_token_windows_stay_inside_the_prompt():
@@ -71,3 +78,15 @@ def test_a_certain_choice_has_zero_bits_not_minus_zero(tiny_model):
     text = str(output.summary(record, drawn, tiny_model.config.vocab_size))
     assert "-0.00" not in text and "0.00 bits after filtering" in text
     assert output.entropy_bits(np.array([1.0, 0.0])) == 0.0
+
+
+def test_token_chips_come_a_page_at_a_time(client_long, long_context_model):
+    from tests.test_views_tokens_embeddings import call
+    token_ids = long_context_model.tokenizer.encode(" word" * 1024)
+    sequence = {"ids": token_ids, "n_prompt": 1024}
+    _, out = call(client_long, "token-chips", {ids.SEQUENCE: sequence, ids.VIEW: "tokens", "token-page": 7})
+    chips = out["token-chips"]["children"]
+    assert len(chips) == tokens.CHIPS_PER_PAGE and chips[0]["props"]["title"].startswith("position 896 ")
+    assert len(out["token-page"]["options"]) == 8 and out["token-pager"]["style"] == {"display": "flex"}
+    _, out = call(client_long, "token-chips", {ids.SEQUENCE: sequence, ids.VIEW: "tokens", "token-page": "junk"})
+    assert out["token-chips"]["children"][0]["props"]["title"].startswith("position 0 ")
