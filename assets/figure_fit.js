@@ -135,14 +135,17 @@
       layout.height = Math.min(wanted, availableHeight(gd));
     }
     const width = gd.clientWidth || 800;
-    const narrow = width < NARROW;
+    // A figure wider than its box (it scrolls there) keeps its title within what shows at first.
+    const box = gd.closest(".dash-graph");
+    const visible = Math.min(width, (box && box.clientWidth) || width);
+    const narrow = visible < NARROW;
     const toolbarRow = narrow ? 30 : 8;  // a narrow figure keeps the toolbar's row free above everything
     const text = titleText(layout);
     let lines = 0, size = 0;
     if (text) {
       const title = typeof layout.title === "string" ? {text: text} : Object.assign({}, layout.title);
       size = (title.font && title.font.size) || Math.round(base * factor * TITLE_SCALE);
-      const room = narrow ? width - 24 : width * 0.95 - TOOLBAR;
+      const room = narrow ? visible - 24 : visible * 0.95 - TOOLBAR;
       title.text = wrap(text, Math.max(16, Math.floor(room / (size * 0.55))));
       lines = title.text.split("<br>").length;
       // At the very top of the figure (under the toolbar's row on a narrow screen).
