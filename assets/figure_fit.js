@@ -33,6 +33,12 @@
     return domains.some((a) => domains.some((b) => a[1] <= b[0] + 1e-6 && a !== b));
   }
 
+  // True when an axis lists more categories than a narrow figure has room for, a label per line height.
+  function crowded(layout, width) {
+    return axisNames(layout).some((k) => k[0] === "x" && Array.isArray(layout[k].categoryarray) &&
+                                         layout[k].categoryarray.length * 17 > width - 120);
+  }
+
   function titleText(layout) {
     const title = layout.title;
     return typeof title === "string" ? title : (title && title.text) || "";
@@ -110,9 +116,10 @@
     const base = (layout.font && layout.font.size) || templateFont || 12;
     const factor = projector() ? PROJECTOR_SCALE : 1;
     const margin = Object.assign({l: 80, r: 80, t: 100, b: 80}, layout.margin);
-    const wide = gd.clientWidth < WIDE_MIN && sideBySide(layout);
-    gd.classList.toggle("fit-wide", wide || (gd.classList.contains("fit-wide") && sideBySide(layout) &&
-                                             window.innerWidth < WIDE_MIN + 40));
+    // The box the figure sits in (and scrolls in, once the figure is wider): what a narrow screen leaves.
+    const box = gd.closest(".dash-graph");
+    const boxWidth = (box && box.clientWidth) || gd.clientWidth;
+    gd.classList.toggle("fit-wide", boxWidth < WIDE_MIN && (sideBySide(layout) || crowded(layout, boxWidth)));
     axisNames(layout).forEach(function (k) {
       layout[k] = Object.assign({automargin: true}, layout[k]);
       if (factor !== 1) {
@@ -135,9 +142,7 @@
       layout.height = Math.min(wanted, availableHeight(gd));
     }
     const width = gd.clientWidth || 800;
-    // A figure wider than its box (it scrolls there) keeps its title within what shows at first.
-    const box = gd.closest(".dash-graph");
-    const visible = Math.min(width, (box && box.clientWidth) || width);
+    const visible = Math.min(width, boxWidth || width);  // a figure that scrolls keeps its title in sight
     const narrow = visible < NARROW;
     const toolbarRow = narrow ? 30 : 8;  // a narrow figure keeps the toolbar's row free above everything
     const text = titleText(layout);
@@ -166,18 +171,53 @@
       margin.t = Math.round(titleBottom + legendBlock + panelBlock + (lines || legendBlock || panelBlock ? 10 : 4));
     }
     layout.margin = margin;
+    thinTicks(layout, width - margin.l - margin.r, (layout.height || 450) - margin.t - margin.b, base * factor);
     return layout;
+  }
+
+  // Labels listed on an axis (thin_ticks on the server) keep every k-th, so that they never overlap at the
+  // size and type size the figure has here (x labels are turned on their side when long: a line apart).
+  function thinTicks(layout, plotWidth, plotHeight, fontSize) {
+    axisNames(layout).forEach(function (k) {
+      const axis = layout[k];
+      if (axis.tickmode !== "array" || !Array.isArray(axis.tickvals) || axis.tickvals.length < 3) { return; }
+      const domain = axis.domain || [0, 1];
+      const size = (axis.tickfont && axis.tickfont.size) || fontSize;
+      const room = (domain[1] - domain[0]) * (k[0] === "x" ? plotWidth : plotHeight);
+      const fits = Math.max(2, Math.floor(room / (size * (k[0] === "x" ? 1.6 : 1.4))));
+      if (axis.tickvals.length <= fits) { return; }
+      const step = Math.ceil(axis.tickvals.length / fits);
+      const keep = (_, i) => i % step === 0;
+      axis.tickvals = axis.tickvals.filter(keep);
+      if (Array.isArray(axis.ticktext)) { axis.ticktext = axis.ticktext.filter(keep); }
+    });
+  }
+
+  // Text written on the data (heatmap cells, bar labels) grows with the rest in projector mode.
+  function fitText(data) {
+    if (!projector() || !Array.isArray(data)) { return data; }
+    return data.map(function (trace) {
+      if (!trace.textfont || !trace.textfont.size) { return trace; }
+      return Object.assign({}, trace, {textfont: scaled(trace.textfont, PROJECTOR_SCALE, 12)});
+    });
   }
 
   function install(Plotly) {
     if (!Plotly || Plotly.__fitted) { return Plotly; }
     const react = Plotly.react;
     Plotly.react = function (gd, figure) {
-      if (gd && figure && typeof figure === "object" && !Array.isArray(figure) && arguments.length === 2) {
-        gd.__fitSource = figure;
-        figure = Object.assign({}, figure, {layout: fit(figure.layout, figure.data || [], gd)});
+      if (!(gd && figure && typeof figure === "object" && !Array.isArray(figure) && arguments.length === 2)) {
+        return react.apply(this, arguments);
       }
-      return react.call(this, gd, figure);
+      gd.__fitSource = figure;
+      // Each figure is drawn in a task of its own: a view's callback returns all its figures at once, and
+      // drawing six long-prompt figures in one go blocked the browser for over a second.
+      return new Promise(function (resolve) {
+        setTimeout(function () {
+          resolve(react.call(Plotly, gd, Object.assign({}, figure, {layout: fit(figure.layout, figure.data || [], gd),
+                                                                    data: fitText(figure.data)})));
+        }, 0);
+      });
     };
     Plotly.__fitted = true;
     return Plotly;

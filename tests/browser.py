@@ -41,27 +41,35 @@ const plots = Array.from(document.querySelectorAll('.view .js-plotly-plot'));
 return plots.length >= graphs && plots.every(p => p._fullData);
 """
 
-# Text that collides in the figures on screen: for each drawn figure, the boxes of its title, axis titles, tick
-# labels (one group per axis), colour-bar text, annotations (subplot titles), legend and toolbar, and every pair
-# from different groups that overlaps by more than 2 px each way; also any text cut off at the figure's edge.
+# Text that collides in the figures on screen: for each drawn figure, the letters of its title, axis titles, tick
+# labels (one group per axis), colour-bar text and annotations (subplot titles), and the boxes of its legend and
+# toolbar; every pair from different groups, and of tick labels on one axis, that overlaps by more than 2 px
+# (letters as the turned boxes they are: rotated labels lie close without touching); also any text cut off
+# at the figure's edge.
 TEXT_OVERLAPS = """
 const found = [];
 document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
   if (gd.offsetParent === null || !gd._fullLayout) { return; }
   const name = (gd.closest('.dash-graph') || gd).id, items = [], edge = gd.getBoundingClientRect();
-  // Each letter's box (a rotated label's box would be far larger than its letters).
+  // Each letter as its four corners on the screen, in order around it.
   const letters = (el) => Array.from({length: el.getNumberOfChars()}, (_, i) => {
     const e = el.getExtentOfChar(i), m = el.getScreenCTM(), p = new DOMPoint();
-    const corners = [[e.x, e.y], [e.x + e.width, e.y], [e.x, e.y + e.height], [e.x + e.width, e.y + e.height]]
-      .map(([x, y]) => { p.x = x; p.y = y; return p.matrixTransform(m); });
-    const xs = corners.map((c) => c.x), ys = corners.map((c) => c.y);
-    return {left: Math.min(...xs), right: Math.max(...xs), top: Math.min(...ys), bottom: Math.max(...ys)};
-  }).filter((r) => r.right > r.left);
+    return [[e.x, e.y], [e.x + e.width, e.y], [e.x + e.width, e.y + e.height], [e.x, e.y + e.height]]
+      .map(([x, y]) => { p.x = x; p.y = y; const q = p.matrixTransform(m); return [q.x, q.y]; });
+  }).filter((c) => Math.abs(c[1][0] - c[0][0]) + Math.abs(c[1][1] - c[0][1]) > 0.5);
+  const box = (r) => [[r.left, r.top], [r.right, r.top], [r.right, r.bottom], [r.left, r.bottom]];
   const add = (group, el) => {  // a text element, or a box (legend, toolbar)
     const r = el.getBoundingClientRect(), text = el.tagName === 'text';
     if (!(r.width > 0 && r.height > 0) || (text && !el.textContent.trim())) { return; }
-    items.push({group, r, rects: text ? letters(el) : [r], text: (el.textContent || group).trim().slice(0, 40)});
+    items.push({group, r, quads: text ? letters(el) : [box(r)], text: (el.textContent || group).trim().slice(0, 40)});
   };
+  // Two convex quads overlap by more than 2 px unless one of their edges' normals separates them (SAT).
+  const overlap = (p, q) => [p, q].every((quad) => quad.every((a, k) => {
+    const b = quad[(k + 1) % 4], n = [a[1] - b[1], b[0] - a[0]], len = Math.hypot(n[0], n[1]) || 1;
+    const span = (poly) => poly.map((c) => (c[0] * n[0] + c[1] * n[1]) / len);
+    const s = span(p), t = span(q);
+    return Math.min(Math.max(...s), Math.max(...t)) - Math.max(Math.min(...s), Math.min(...t)) > 2;
+  }));
   gd.querySelectorAll('g.g-gtitle text, g[class^="g-x"] text, g[class^="g-y"] text').forEach(
     (el) => add(el.parentNode.getAttribute('class'), el));
   gd.querySelectorAll('.xaxislayer-above, .yaxislayer-above').forEach((layer, i) =>
@@ -77,14 +85,12 @@ document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
       found.push(name + ': ' + a.group + ' "' + a.text + '" cut off at the edge');
     }
     items.slice(i + 1).forEach(function (b) {
-      if (a.group === b.group) { return; }
+      if (a.group === b.group && !/^ticks/.test(a.group)) { return; }  // labels of one axis must not touch either
       if (a.group === 'modebar' || b.group === 'modebar') {
         const other = a.group === 'modebar' ? b : a;  // the toolbar only ever covers titles and legends
         if (!/gtitle|annotation|legend/.test(other.group)) { return; }
       }
-      const hit = (p, q) => Math.min(p.right, q.right) - Math.max(p.left, q.left) > 2 &&
-                            Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top) > 2;
-      if (a.rects.some((p) => b.rects.some((q) => hit(p, q)))) { found.push(name + ': ' + a.group + ' "' + a.text + '" overlaps ' + b.group + ' "' + b.text + '"'); }
+      if (a.quads.some((p) => b.quads.some((q) => overlap(p, q)))) { found.push(name + ': ' + a.group + ' "' + a.text + '" overlaps ' + b.group + ' "' + b.text + '"'); }
     });
   });
 });

@@ -45,6 +45,13 @@ def test_every_tab_at_every_size(dash_duo, full_model):
     for size, (width, height, projector, mobile) in SIZES.items():
         set_screen(dash_duo.driver, width, height, mobile)
         set_projector(dash_duo.driver, projector)
+        # Every one of these layouts is compact: the examples and the stages wait behind "More".
+        if shown(dash_duo, "#examples") or shown(dash_duo, "#pipeline"):
+            problems.append(f"{size}: examples and stages shown before More is pressed")
+        dash_duo.find_element("#more").click()
+        wait_until(dash_duo, lambda: shown(dash_duo, "#examples") and shown(dash_duo, "#pipeline"))
+        dash_duo.find_element("#more").click()
+        wait_until(dash_duo, lambda: not shown(dash_duo, "#examples"))
         for value, label, _ in VIEWS:
             open_and_draw(dash_duo, label)
             where = f"{size} {value}"
