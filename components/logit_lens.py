@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from . import ids, state
 from .common import SEQUENTIAL, axis_labels, explanation, graph, register_token_choices, style, thin_ticks, \
-    token_window, valid_index, window_note
+    token_window, valid_index
 
 # Columns shown: the chosen token and those around it. Each costs (blocks + 1) × 50,257 × 768 multiply-adds,
 # and a column must stay wide enough for its guesses to be read from the back of the room.
@@ -85,5 +85,6 @@ def register(app) -> None:
         top_ids, top_probs = logit_lens(resid, ln.weight.to(**to_cpu), ln.bias.to(**to_cpu), ln.eps,
                                         runtime.model.wte.weight.to(**to_cpu))
         texts = {int(i): runtime.tokenizer.token(int(i)).text for i in np.unique(top_ids)}
-        note = f"Showing{window_note(start, stop, T)}: choose a token to move." if stop - start < T else ""
+        note = (f"Positions {start:,}–{stop - 1:,} of the {T:,} tokens: choose a token to move along."
+                if stop - start < T else "")
         return lens_figure(stage_labels, axis_labels(trace.tokens)[start:stop], top_ids, top_probs, texts), note

@@ -61,9 +61,9 @@ def test_every_tab_at_every_size(dash_duo, full_model):
             if not script(dash_duo, TABS_ON_SCREEN):
                 problems.append(f"{where}: a tab is off the first screen")
             box = script(dash_duo, MAIN_BOX)
-            if projector and not (box and box["top"] >= 0 and box["bottom"] <= box["screen"] + 1):
+            if projector and box and not (box["top"] >= 0 and box["bottom"] <= box["screen"] + 1):
                 problems.append(f"{where}: main figure not within the first screen: {box}")
-            if not projector and script(dash_duo, VIEW_TOP) > height - 150:
+            if (not projector or not box) and script(dash_duo, VIEW_TOP) > height - 150:
                 problems.append(f"{where}: the view starts below the first screen")
             # Each tab shows the controls it reads, and only those.
             if shown(dash_duo, ".sampling") != (value in SLIDER_VIEWS):
