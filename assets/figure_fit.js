@@ -1,9 +1,12 @@
 /* Fits every Plotly figure to the room it is shown in, in the browser (the server sends one figure for all):
- * - projector mode scales the chart type (fonts, title margin) and keeps each figure within one screen, the
- *   view's main figure within what is left of the first screen under the top bar;
- * - every title wraps so that it stays clear of the toolbar and inside the figure; on a narrow screen it
- *   moves under the toolbar;
- * - on a narrow screen a figure with panels side by side keeps a readable width and scrolls in its own box.
+ * - projector mode scales the chart type and keeps each figure within one screen, the view's main figure
+ *   within what is left of the first screen under the top bar;
+ * - the title sits at the top, wrapped clear of the toolbar (under it on a narrow screen); a legend meant to
+ *   sit above the plot goes under the title; panel titles wrap to their panel; the top margin is what sits
+ *   above the plot; listed tick labels are thinned to the room they have;
+ * - on a narrow screen a figure with panels side by side, or with many categories, keeps a readable width
+ *   and scrolls in its own box;
+ * - each figure is drawn in a task of its own, so a view's six figures never block the browser at once.
  * It wraps Plotly.react (what dcc.Graph calls) and refits the figures on screen when the mode or size changes. */
 (function () {
   "use strict";
