@@ -121,5 +121,6 @@ def register(app) -> None:
                            className="terms")
         stage_labels, norms = stream_norms(trace)
         start, stop = token_window(len(labels), position)  # long prompts: the tokens around the chosen one
-        return (stream_figure(stage_labels, norms[:, start:stop], labels[start:stop], window_note(start, stop, len(labels))),
-                writes_figure(trace, position, labels[position]), ln_fig, table)
+        stream = stream_figure(stage_labels, norms[:, start:stop], labels[start:stop],
+                               window_note(start, stop, len(labels)))
+        return stream, writes_figure(trace, position, labels[position]), ln_fig, table

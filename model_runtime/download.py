@@ -63,7 +63,8 @@ class Progress:
         text = f"Downloading GPT-2's weights: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB ({100 * done / total:.0f}%)"
         if 0 < done < total and elapsed > 1:
             left = (total - done) / (done / elapsed)
-            text += f", about {left // 60:.0f} min {left % 60:.0f} s left" if left >= 60 else f", about {left:.0f} s left"
+            minutes = f"{left // 60:.0f} min " if left >= 60 else ""
+            text += f", about {minutes}{left % 60:.0f} s left"
         return text + ". The page fills in as soon as they are in memory."
 
 

@@ -95,7 +95,8 @@ def main(argv=None) -> None:
                 driver.execute_script(LOAD_PLOTLY)
                 WebDriverWait(driver, args.timeout, 0.3).until(lambda d: d.execute_script("return !!window.Plotly"))
                 set_projector(driver, projector)
-                print(f"{size}: page load, plotly.js included: longest task {driver.execute_script(TAKE_LONGEST):.0f} ms")
+                longest = driver.execute_script(TAKE_LONGEST)
+                print(f"{size}: page load, plotly.js included: longest task {longest:.0f} ms")
                 for view in args.views:
                     driver.find_element("xpath", f"//div[contains(@class, 'view-tab')][normalize-space()="
                                                  f"'{labels[view]}']").click()

@@ -90,7 +90,9 @@ document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
         const other = a.group === 'modebar' ? b : a;  // the toolbar only ever covers titles and legends
         if (!/gtitle|annotation|legend/.test(other.group)) { return; }
       }
-      if (a.quads.some((p) => b.quads.some((q) => overlap(p, q)))) { found.push(name + ': ' + a.group + ' "' + a.text + '" overlaps ' + b.group + ' "' + b.text + '"'); }
+      if (a.quads.some((p) => b.quads.some((q) => overlap(p, q)))) {
+        found.push(name + ': ' + a.group + ' "' + a.text + '" overlaps ' + b.group + ' "' + b.text + '"');
+      }
     });
   });
 });
