@@ -71,13 +71,55 @@
     const names = data.filter((t) => t.showlegend !== false && t.name).map((t) => String(t.name));
     let rows = 1, used = 0;  // items fill rows left to right, each item whole
     names.forEach(function (name) {
-      const item = 50 + name.length * size * 0.62;
+      const item = 60 + name.length * size * 0.65;
       if (used && used + item > width - 16) { rows += 1; used = 0; }
       used += item;
     });
     layout.legend = Object.assign({}, legend, {xref: "container", x: 0.01, xanchor: "left", yref: "container",
                                                y: 1 - (titleBottom + 4) / (layout.height || 450), yanchor: "top"});
     return Math.round(rows * (size * 1.6 + 8) + 10);
+  }
+
+  // On a narrow screen panels side by side go one under another, in reading order, each the full width and
+  // as tall as it was (with room between them for its title and labels); their panel titles and colour bars
+  // follow them. Returns the traces, colour bars moved.
+  function stackPanels(layout, data, margin) {
+    const panels = axisNames(layout).filter((k) => k[0] === "x" && layout[k].domain && !layout[k].overlaying)
+      .map(function (k) {
+        const y = "yaxis" + String(layout[k].anchor || "y").slice(1);
+        return {x: k, y: y, xd: layout[k].domain, yd: (layout[y] || {}).domain || [0, 1]};
+      }).sort((a, b) => (b.yd[1] - a.yd[1]) || (a.xd[0] - b.xd[0]));
+    const oldPlot = (layout.height || 450) - margin.t - margin.b;
+    // Panels that shared their x labels (only the bottom row had them) keep them under the last panel only.
+    const sharedX = panels.some((p) => layout[p.x].showticklabels === false);
+    panels.forEach(function (p, i) {
+      if (sharedX) { layout[p.x] = Object.assign({}, layout[p.x], {showticklabels: i === panels.length - 1}); }
+    });
+    const gapPx = (p) => 34 + (layout[p.x].showticklabels === false ? 0 : 70);  // title; labels under the panel
+    const heights = panels.map((p) => Math.max(120, (p.yd[1] - p.yd[0]) * oldPlot));
+    const total = heights.reduce((s, h) => s + h, 0) + panels.slice(0, -1).reduce((s, p) => s + gapPx(p), 0);
+    const moved = {};
+    let top = total;
+    panels.forEach(function (p, i) {
+      const yd = [Math.max(0, (top - heights[i]) / total), top / total];
+      moved[p.x] = {old: p, yd: yd};
+      layout[p.x] = Object.assign({}, layout[p.x], {domain: [0, 1]});
+      layout[p.y] = Object.assign({}, layout[p.y], {domain: yd, showticklabels: true});
+      top -= heights[i] + gapPx(p);
+    });
+    (layout.annotations || []).forEach(function (a) {  // panel titles: over their panel's new place
+      if (a.xref !== "paper" || a.yref !== "paper") { return; }
+      const hit = panels.find((p) => Math.abs(a.y - p.yd[1]) < 0.02 && a.x >= p.xd[0] - 1e-6 && a.x <= p.xd[1] + 1e-6);
+      if (hit) { a.x = 0.5; a.y = moved[hit.x].yd[1]; a.xanchor = "center"; }
+    });
+    layout.height = Math.round(total + margin.t + margin.b);
+    return data.map(function (trace) {
+      const panel = moved["xaxis" + String(trace.xaxis || "x").slice(1)];
+      if (!panel || !trace.colorbar || trace.colorbar.y === undefined) { return trace; }
+      const yd = panel.yd;
+      return Object.assign({}, trace, {colorbar: Object.assign({}, trace.colorbar,
+                                                               {y: (yd[0] + yd[1]) / 2, len: yd[1] - yd[0]})});
+    });
   }
 
   // Annotation labels placed on the page (panel titles, messages) wrap to the width of their panel, or shrink
@@ -122,6 +164,7 @@
     // The box the figure sits in (and scrolls in, once the figure is wider): what a narrow screen leaves.
     const box = gd.closest(".dash-graph");
     const boxWidth = (box && box.clientWidth) || gd.clientWidth;
+    if (boxWidth < NARROW && sideBySide(layout)) { data = stackPanels(layout, data, margin); }
     gd.classList.toggle("fit-wide", boxWidth < WIDE_MIN && (sideBySide(layout) || crowded(layout, boxWidth)));
     axisNames(layout).forEach(function (k) {
       layout[k] = Object.assign({automargin: true}, layout[k]);
@@ -175,7 +218,7 @@
     }
     layout.margin = margin;
     thinTicks(layout, width - margin.l - margin.r, (layout.height || 450) - margin.t - margin.b, base * factor);
-    return layout;
+    return {layout: layout, data: fitText(data)};
   }
 
   // Labels listed on an axis (thin_ticks on the server) keep every k-th, so that they never overlap at the
@@ -213,12 +256,12 @@
         return react.apply(this, arguments);
       }
       gd.__fitSource = figure;
+      const fitted = fit(figure.layout, figure.data || [], gd);
       // Each figure is drawn in a task of its own: a view's callback returns all its figures at once, and
       // drawing six long-prompt figures in one go blocked the browser for over a second.
       return new Promise(function (resolve) {
         setTimeout(function () {
-          resolve(react.call(Plotly, gd, Object.assign({}, figure, {layout: fit(figure.layout, figure.data || [], gd),
-                                                                    data: fitText(figure.data)})));
+          resolve(react.call(Plotly, gd, Object.assign({}, figure, fitted)));
         }, 0);
       });
     };
