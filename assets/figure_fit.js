@@ -4,8 +4,8 @@
  * - the title sits at the top, wrapped clear of the toolbar (under it on a narrow screen); a legend meant to
  *   sit above the plot goes under the title; panel titles wrap to their panel; the top margin is what sits
  *   above the plot; listed tick labels are thinned to the room they have;
- * - on a narrow screen a figure with panels side by side, or with many categories, keeps a readable width
- *   and scrolls in its own box;
+ * - on a phone panels side by side are stacked one per row; a figure that lists many categories (or still
+ *   has panels side by side, on a small tablet) keeps a readable width and scrolls in its own box;
  * - each figure is drawn in a task of its own, so a view's six figures never block the browser at once.
  * It wraps Plotly.react (what dcc.Graph calls) and refits the figures on screen when the mode or size changes. */
 (function () {
