@@ -73,7 +73,8 @@ def picker_figure(selected: frozenset, n_layer: int, n_head: int) -> go.Figure:
                                                              "<extra></extra>"))
     fig.update_xaxes(title="head", type="category", side="top")
     fig.update_yaxes(title="block", type="category", autorange="reversed")
-    return style(fig, f"Heads switched off: {len(selected)} (click to toggle)", height=380)
+    style(fig, f"Heads switched off: {len(selected)} (click to toggle)", height=400)
+    return fig.update_layout(margin_t=100)  # the title, then the head numbers above the grid
 
 
 def comparison_figure(result: dict, texts: list[str]) -> go.Figure:
@@ -84,7 +85,7 @@ def comparison_figure(result: dict, texts: list[str]) -> go.Figure:
                 marker_color=HIGHLIGHT, hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>")
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
     fig.update_xaxes(type="category", tickangle=-45)
-    fig.update_yaxes(title="next-token probability")
+    fig.update_yaxes(title="next-token probability", tickformat=".3~g")  # 0.00015, never "150μ"
     return style(fig, "Next-token probabilities, intact vs ablated", height=420)
 
 

@@ -320,9 +320,11 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                                       "<extra></extra>")
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
     fig.update_yaxes(visible=False)
-    fig.add_annotation(x=0, y=1, xref="x", yref="paper", text="<b>query</b> (attends)", showarrow=False, yanchor="bottom")
+    # Each over its own column of token labels (outwards from the lines), so the two never meet on a phone.
+    fig.add_annotation(x=0, y=1, xref="x", yref="paper", text="<b>query</b> (attends)", showarrow=False,
+                       xanchor="right", yanchor="bottom")
     fig.add_annotation(x=1, y=1, xref="x", yref="paper", text="<b>key</b> (is attended to)", showarrow=False,
-                       yanchor="bottom")
+                       xanchor="left", yanchor="bottom")
     if not drawn:
         fig.add_annotation(x=0.5, y=0.5, xref="x", yref="paper", showarrow=False, bgcolor="white",
                            text=f"No weight here reaches {min_weight:.0%}: attention is spread thin<br>"

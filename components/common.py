@@ -35,6 +35,29 @@ def thin_ticks(labels: list[str], max_ticks: int = 40) -> dict:
     return dict(tickmode="array", tickvals=labels[::step], ticktext=labels[::step])
 
 
+WINDOW_ROWS = 128     # per-token charts on long prompts show this many tokens, as attention's windows do
+ROWS_MAX_PX = 360     # and never grow taller than this (plus title and axes): a view stays about two screens
+
+
+def token_window(n_tokens: int, position: int, size: int = WINDOW_ROWS) -> tuple[int, int]:
+    """(start, stop) of the tokens a per-token chart shows: all of them up to `size`, else `size` tokens
+    around `position` (the token chosen in the view), kept inside the prompt."""
+    if n_tokens <= size:
+        return 0, n_tokens
+    start = min(max(0, position - size // 2), n_tokens - size)
+    return start, start + size
+
+
+def window_note(start: int, stop: int, n_tokens: int) -> str:
+    """" (positions 896–1,023 of 1,024 tokens)" when a chart shows a window, else ""."""
+    return f" (positions {start:,}–{stop - 1:,} of {n_tokens:,} tokens)" if stop - start < n_tokens else ""
+
+
+def rows_height(n_rows: int, row_px: int, extra: int, minimum: int) -> int:
+    """Height of a chart with a row per token: row_px each, capped so long prompts stay within a screen."""
+    return max(minimum, min(row_px * n_rows, ROWS_MAX_PX) + extra)
+
+
 def valid_index(index, size: int) -> bool:
     """A block, head or position index as sent by the page (or by hand): an int in range, nothing else."""
     return isinstance(index, int) and not isinstance(index, bool) and 0 <= index < size
@@ -78,7 +101,11 @@ def panels(rows: int, cols: int, titles: list[str], *, x: dict | None = None, y:
 
 
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
-    fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=50 if title else 20, b=50),
+    """The shared look; the top margin holds the title and, above the top row of panels, their own titles."""
+    panel_titles = any(a.yref == "paper" and a.yanchor == "bottom" and (a.y or 0) >= 0.99
+                       for a in fig.layout.annotations)
+    top = (50 if title else 20) + (26 if panel_titles else 0)
+    fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=top, b=50),
                       paper_bgcolor="white", plot_bgcolor="white", height=height)
     return fig
 

@@ -14,6 +14,7 @@ from dash.exceptions import PreventUpdate
 from . import ids, state
 from .common import HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
+CELL_TEXT_MAX = 64  # heads in the statistic map with their values written in the cells
 CELL = 32  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
 STATISTICS = {"entropy": "Entropy (bits)", "first": "Attention to the first token",
               "previous": "Attention to the previous token", "self": "Attention to itself",
@@ -141,7 +142,7 @@ def grid_figure(patterns, stats: dict[str, np.ndarray] | None = None,
         fig.add_shape(type="rect", x0=h * (s + 1) - 0.8, x1=h * (s + 1) + s - 0.2, y0=l * (s + 1) - 0.8,
                       y1=l * (s + 1) + s - 0.2, line=dict(color=HIGHLIGHT, width=3))
     fig.update_xaxes(tickvals=[h * (s + 1) + (s - 1) / 2 for h in range(H)], ticktext=[str(h + 1) for h in range(H)],
-                     title="head", side="top", showgrid=False, zeroline=False)
+                     title="head", side="top", showgrid=False, zeroline=False, tickangle=0)
     fig.update_yaxes(tickvals=[l * (s + 1) + (s - 1) / 2 for l in range(L)], ticktext=[str(l + 1) for l in range(L)],
                      title="block", autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x")
     style(fig, "Every head's pattern (darker = more attention, grey = masked)", height=680)
@@ -160,7 +161,8 @@ def statistic_figure(values: np.ndarray, name: str, fmt: str = ".2f") -> go.Figu
     L, H = values.shape
     fig = go.Figure(go.Heatmap(z=values.astype(np.float32), x=[str(h + 1) for h in range(H)],
                                y=[str(l + 1) for l in range(L)], colorscale=SEQUENTIAL, zmin=0,
-                               texttemplate=f"%{{z:{fmt}}}" if L * H <= 256 else None, textfont=dict(size=10),
+                               # values written in the cells only while they fit (GPT-2's 144 would crowd)
+                               texttemplate=f"%{{z:{fmt}}}" if L * H <= CELL_TEXT_MAX else None, textfont=dict(size=10),
                                hovertemplate="block %{y}, head %{x}<br>" + name + f" = %{{z:{fmt}}}"
                                              "<br>click to open<extra></extra>"))
     fig.update_xaxes(title="head", type="category")
@@ -172,7 +174,7 @@ def statistics_table(stats: dict[str, np.ndarray], sort_by: str, top: int | None
     """One row per head (id "block,head", 0-based), sorted by `sort_by` (entropy ascending, others
     descending); `top` keeps the first rows only."""
     L, H = stats["entropy"].shape
-    rows = [{"id": f"{l},{h}", "head": f"{l + 1}.{h + 1}", "tl": f"L{l}H{h}",
+    rows = [{"id": f"{l},{h}", "head": f"block {l + 1}, head {h + 1}", "tl": f"L{l}H{h}",
              **{k: round(float(v[l, h]), 3) for k, v in stats.items()}} for l in range(L) for h in range(H)]
     rows.sort(key=lambda r: r[sort_by], reverse=sort_by not in ASCENDING)
     return rows[:top] if top else rows
@@ -229,7 +231,7 @@ def section():
         html.H4("Every head, sortable (click a column title to sort, a row to open the head)"),
         dash_table.DataTable(
             id="heads-table", page_size=12, sort_action="native",
-            columns=[{"name": "head", "id": "head"}, {"name": "L·H (from 0)", "id": "tl"}]
+            columns=[{"name": "head (from 1)", "id": "head"}, {"name": "L·H (from 0)", "id": "tl"}]
             + [{"name": v, "id": k, "type": "numeric",
                 "format": FormatTemplate.percentage(1) if STAT_FORMATS[k].endswith("%") else Format(precision=3, scheme=Scheme.fixed)}
                for k, v in STATISTICS.items()],

@@ -9,8 +9,10 @@ from urllib.parse import parse_qs
 from dash import ALL, Input, Output, State, callback_context, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
+from model_runtime import download
+
 from . import ids, state
-from .views import VIEWS
+from .views import MAIN, VIEWS
 
 EXAMPLES = [
     "Data visualization empowers users to",
@@ -38,6 +40,8 @@ URL_WRITTEN = "url-written"      # dcc.Store: the query string last written to t
 PIPELINE = "pipeline"
 PIPELINE_SCROLLED = "pipeline-scrolled"  # dcc.Store: output slot of the clientside callback that scrolls the row
 PROJECTOR = "projector"
+MORE = "more"                    # button: shows the examples and the pipeline where the layout is compact
+WORKING = "working"              # html.Div: "Working…" while the page waits for the server
 
 
 def _slider(id_, low, high, step, value, marks):
@@ -87,34 +91,60 @@ def page() -> html.Div:
         dcc.Store(id=MODEL_READY, data=False),
         dcc.Store(id=PIPELINE_SCROLLED),
         dcc.Interval(id=MODEL_POLL, interval=700),
-        html.Header([
-            html.H1(["Inside ", html.Span("GPT-2", className="accent")]),
-            html.P("Type a prompt and follow it through the model to the next token, with the real numbers.",
-                   className="tagline"),
-            dcc.Checklist(id=PROJECTOR, options=[{"label": " Projector mode (large type)", "value": "on"}],
-                          value=[], className="projector-toggle"),
-        ], className="header"),
-        html.Div(LOADING, id=ids.BANNER, className="banner banner-loading", role="status"),
         html.Div([
-            dcc.Textarea(id=ids.PROMPT, value=EXAMPLES[0], className="prompt-box", rows=2,
-                         placeholder="Type a prompt, then Enter (Shift+Enter for a new line)",
-                         title="Prompt: Enter runs it, Shift+Enter adds a new line"),
-            html.Button("Run", id=ids.RUN, className="run-button", n_clicks=0, title="Run (Enter)"),
-        ], className="prompt-row"),
+            html.Header([
+                html.H1(["Inside ", html.Span("GPT-2", className="accent")]),
+                html.P("Type a prompt and follow it through the model to the next token, with the real numbers.",
+                       className="tagline"),
+                dcc.Checklist(id=PROJECTOR, options=[{"label": " Projector mode", "value": "on"}], value=[],
+                              className="projector-toggle", persistence=True, persistence_type="local"),
+                html.Button("More ▾", id=MORE, n_clicks=0, className="more-button",
+                            title="Examples and the model's stages"),
+            ], className="header"),
+            html.Div(LOADING, id=ids.BANNER, className="banner banner-loading", role="status"),
+            html.Div([
+                dcc.Textarea(id=ids.PROMPT, value=EXAMPLES[0], className="prompt-box", rows=2,
+                             placeholder="Type a prompt, then Enter (Shift+Enter for a new line)",
+                             title="Prompt: Enter runs it, Shift+Enter adds a new line"),
+                html.Button("Run", id=ids.RUN, className="run-button", n_clicks=0, title="Run (Enter)"),
+            ], className="prompt-row"),
+            html.Div(id=WORKING, className="working", role="status"),
+        ], className="topbar"),
         html.Div([html.Span("Examples:", className="examples-label")] + [
             html.Button(text, id={"type": "example", "index": i}, className="example-chip", n_clicks=0)
-            for i, text in enumerate(EXAMPLES)], id=ids.EXAMPLES, className="examples"),
+            for i, text in enumerate(EXAMPLES)], id=ids.EXAMPLES, className="examples more-item"),
         html.Div(id=ids.PROMPT_MESSAGE, className="prompt-message", role="alert"),
         html.Div(id=ids.APP_ERROR, className="prompt-message", role="alert"),
-        html.Nav(id=PIPELINE, className="pipeline", **{"aria-label": "Stages of the model"}),
+        html.Nav(id=PIPELINE, className="pipeline more-item", **{"aria-label": "Stages of the model"}),
         controls(),
         dcc.Tabs(id=ids.VIEW, value="tokens", className="view-tabs", mobile_breakpoint=0, children=[
-            dcc.Tab(label=label, value=value, children=html.Div(module.section(), className="view"),
+            dcc.Tab(label=label, value=value, children=html.Div(mark_main(module.section(), MAIN.get(value)),
+                                                                className="view"),
                     className="view-tab", selected_className="view-tab-selected")
             for value, label, module in VIEWS]),
         html.Footer(["GPT-2 small: 124M parameters, 12 blocks of 12 heads. Built with PyTorch, Dash and Plotly."],
                     className="footer"),
     ], id="page", className="page")
+
+
+def _holds(component, id_) -> bool:
+    if getattr(component, "id", None) == id_:
+        return True
+    children = getattr(component, "children", None)
+    children = children if isinstance(children, (list, tuple)) else [children]
+    return any(_holds(child, id_) for child in children if hasattr(child, "to_plotly_json"))
+
+
+def mark_main(children, main_id: str | None):
+    """A view's children with the one that holds `main_id` wrapped in a "main-figure" box (projector mode
+    moves it to the top and fits it to the screen)."""
+    if main_id is None:
+        return children
+    if not isinstance(children, list):  # a section that is one block: mark inside it
+        if isinstance(getattr(children, "children", None), list):
+            children.children = mark_main(children.children, main_id)
+        return children
+    return [html.Div(child, className="main-figure") if _holds(child, main_id) else child for child in children]
 
 
 def parse_settings(search, n_layer: int = 1000, n_head: int = 1000) -> tuple[str | None, dict]:
@@ -161,9 +191,10 @@ def register(app) -> None:
                   Output(ids.BLOCK, "options"), Output(ids.HEAD, "options"),
                   Input(MODEL_POLL, "n_intervals"))
     def model_status(_):
-        """Polled until the model is loaded: the loading line, then what was loaded (or why it failed)."""
+        """Polled until the model is loaded: the loading line (a first start's download progress), then what
+        was loaded (or why it failed: a failed download says why and how to fetch the weights again)."""
         if not state.model.ready:
-            return LOADING, "banner banner-loading", False, False, no_update, no_update
+            return download.progress.message() or LOADING, "banner banner-loading", False, False, no_update, no_update
         if state.model.error:
             return state.model.error, "banner banner-error", True, True, no_update, no_update
         runtime = state.model.get()
@@ -271,9 +302,14 @@ def register(app) -> None:
         }""",
         Output(URL_WRITTEN, "data"), Input(ids.SEQUENCE, "data"),
         *[Input(cid, "value") for cid in CONTROL_IDS.values()])
+    # The page's classes drive the layout in CSS, with no round trip: projector mode, the open view (each
+    # tab shows only the controls it reads), and whether "More" has opened the examples and the pipeline.
     app.clientside_callback(
-        """function(value) { return value && value.length ? "page projector" : "page"; }""",
-        Output("page", "className"), Input(PROJECTOR, "value"))
+        """function(projector, view, more) {
+            return "page" + (projector && projector.length ? " projector" : "") + " open-" + view
+                + (more % 2 ? " show-more" : "");
+        }""",
+        Output("page", "className"), Input(PROJECTOR, "value"), Input(ids.VIEW, "value"), Input(MORE, "n_clicks"))
     # Keep the highlighted stage in sight when the row is wider than the screen (scrolls the row only, never
     # the page: the teacher may be looking at a heatmap further down).
     app.clientside_callback(

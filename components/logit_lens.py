@@ -6,20 +6,23 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
-from dash import Input, Output, html
+from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
-from .common import SEQUENTIAL, axis_labels, explanation, graph, style, thin_ticks
+from .common import SEQUENTIAL, axis_labels, explanation, graph, register_token_choices, style, thin_ticks, \
+    token_window, valid_index
 
-MAX_POSITIONS = 32  # the lens costs (blocks + 1) × positions × 50,257 multiply-adds × 768
+# Columns shown: the chosen token and those around it. Each costs (blocks + 1) × 50,257 × 768 multiply-adds,
+# and a column must stay wide enough for its guesses to be read from the back of the room.
+MAX_POSITIONS = 12
 
 
-def lens_stack(trace, start: int = 0) -> tuple[list[str], torch.Tensor]:
-    """The residual stream after the embedding and after each block, [blocks + 1, T - start, d_model]."""
+def lens_stack(trace, start: int = 0, stop: int | None = None) -> tuple[list[str], torch.Tensor]:
+    """The residual stream after the embedding and after each block, [blocks + 1, stop - start, d_model]."""
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(trace.config.n_layer)]
     labels = ["embedding"] + [f"block {l + 1}" for l in range(trace.config.n_layer)]
-    return labels, torch.stack([trace[n][start:] for n in names])
+    return labels, torch.stack([trace[n][start:stop] for n in names])
 
 
 @torch.inference_mode()
@@ -56,26 +59,32 @@ def section():
             "generic tokens; the answer usually sharpens in the later blocks. The last row is exactly the "
             "model's own prediction.",
             r"\text{lens}_l(x) = \mathrm{softmax}\big(\mathrm{LN}_{\text{final}}(x_l)\, W_E^{\top}\big)"),
+        html.Div([html.Label("Around token", htmlFor="lens-token"), dcc.Dropdown(id="lens-token", clearable=False)],
+                 className="inline-control"),
         html.P(id="lens-note", className="facts"),
         graph("lens-table"),
     ]
 
 
 def register(app) -> None:
+    register_token_choices(app, "lens-token", "logit-lens")
+
     @app.callback(Output("lens-table", "figure"), Output("lens-note", "children"),
-                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("lens-token", "value"))
     @state.memoized
-    def show_lens(sequence, view):
+    def show_lens(sequence, view, position):
         if view != "logit-lens" or not sequence:
             raise PreventUpdate
         runtime = state.model.get()
         trace = state.trace_for(sequence["ids"])
-        start = max(0, len(trace.tokens) - MAX_POSITIONS)
-        stage_labels, resid = lens_stack(trace, start)
+        T = len(trace.tokens)
+        start, stop = token_window(T, position if valid_index(position, T) else T - 1, MAX_POSITIONS)
+        stage_labels, resid = lens_stack(trace, start, stop)
         ln = runtime.model.ln_f
         to_cpu = {"device": "cpu", "dtype": torch.float32}
         top_ids, top_probs = logit_lens(resid, ln.weight.to(**to_cpu), ln.bias.to(**to_cpu), ln.eps,
                                         runtime.model.wte.weight.to(**to_cpu))
         texts = {int(i): runtime.tokenizer.token(int(i)).text for i in np.unique(top_ids)}
-        note = f"Showing the last {MAX_POSITIONS} of {len(trace.tokens)} positions." if start else ""
-        return lens_figure(stage_labels, axis_labels(trace.tokens)[start:], top_ids, top_probs, texts), note
+        note = (f"Positions {start:,}–{stop - 1:,} of the {T:,} tokens: choose a token to move along."
+                if stop - start < T else "")
+        return lens_figure(stage_labels, axis_labels(trace.tokens)[start:stop], top_ids, top_probs, texts), note

@@ -8,8 +8,8 @@ from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
 from . import ids, state
-from .common import register_token_choices, DIVERGING, HIGHLIGHT, axis_labels, explanation, graph, message_figure, style, thin_ticks, \
-    valid_index
+from .common import DIVERGING, HIGHLIGHT, axis_labels, explanation, graph, message_figure, register_token_choices, \
+    rows_height, style, thin_ticks, token_window, valid_index, window_note
 
 SHOWN_NEURONS = 256  # the heatmaps show the most active neurons; all 3,072 would be 12 KB per token per map
 
@@ -31,7 +31,7 @@ def activation_heatmap_figure(values: np.ndarray, neurons: np.ndarray, labels: l
                                hovertemplate="token %{y}<br>neuron %{x}<br>%{z:.4f}<extra></extra>"))
     fig.update_xaxes(type="category", title="neuron", **thin_ticks([str(n) for n in neurons], 24))
     fig.update_yaxes(type="category", autorange="reversed", **thin_ticks(labels))
-    return style(fig, title, height=max(260, 16 * len(labels) + 140))
+    return style(fig, title, height=rows_height(len(labels), 16, 140, 260))
 
 
 def gelu_figure(pre: np.ndarray, token_label: str) -> go.Figure:
@@ -109,10 +109,15 @@ def register(app) -> None:
         position = position if valid_index(position, len(labels)) else len(labels) - 1
         pre = trace[f"blocks.{layer}.mlp.hook_pre"].numpy()
         post = trace[f"blocks.{layer}.mlp.hook_post"].numpy()
-        neurons = most_active_neurons(post)
+        start, stop = token_window(len(labels), position)  # long prompts: the tokens around the chosen one
+        rows, window = slice(start, stop), window_note(start, stop, len(labels))
+        neurons = most_active_neurons(post[rows])
         shown = f"{len(neurons)} most active of {post.shape[1]:,} neurons" if len(neurons) < post.shape[1] \
             else f"all {post.shape[1]:,} neurons"
-        return (activation_heatmap_figure(pre, neurons, labels, f"Block {layer + 1}: before GELU ({shown})"),
-                activation_heatmap_figure(post, neurons, labels, f"Block {layer + 1}: after GELU ({shown})"),
+        return (activation_heatmap_figure(pre[rows], neurons, labels[rows],
+                                          f"Block {layer + 1}: before GELU ({shown}){window}"),
+                activation_heatmap_figure(post[rows], neurons, labels[rows],
+                                          f"Block {layer + 1}: after GELU ({shown}){window}"),
                 gelu_figure(pre[position], labels[position]), top_neurons_figure(post[position], labels[position]),
-                contraction_figure(trace[f"blocks.{layer}.hook_mlp_out"].numpy(), labels, position))
+                contraction_figure(trace[f"blocks.{layer}.hook_mlp_out"].numpy()[rows], labels[rows],
+                                   position - start))

@@ -123,7 +123,7 @@ def row_status(row: dict, greedy: bool) -> str:
 def entropy_bits(probs) -> float:
     p = np.asarray(probs, dtype=np.float64)
     p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return max(0.0, float(-(p * np.log2(p)).sum()))  # a certain choice is 0 bits, never "-0.00"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
                   "tickformat": ".3~g"},
         "yaxis2": {"overlaying": "y", "side": "right", "anchor": "x", "range": [0, 1.05], "showgrid": False,
                    "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1], "title": {"text": "cumulative"}},
-        "yaxis3": {"domain": lower, "anchor": "x2", "title": {"text": "probability"}, "rangemode": "tozero",
+        "yaxis3": {"domain": lower, "anchor": "x2", "title": {"text": "p"}, "rangemode": "tozero",
                    "tickformat": ".3~g"},
         "barmode": "overlay", "bargap": 0.15, "legend": {"orientation": "h", "y": 1.12, "x": 0},
         "hoverlabel": {"align": "left"}, "annotations": annotations, "shapes": shapes,
@@ -241,7 +241,7 @@ def summary(record, drawn: dict, vocab_size: int, generated: dict | None = None)
     """Entropy, kept-set size and mass, and which token was drawn (plain text for the page)."""
     probs_before = record.probs_before.numpy()
     h_before = entropy_bits(probs_before)
-    h_after = record.entropy_bits
+    h_after = max(0.0, record.entropy_bits)  # greedy: -0.0 would print as "-0.00 bits"
     kept = int(record.kept_top_p.sum())
     mass_before = float(record.probs_before[record.kept_top_p].sum())
     items = [

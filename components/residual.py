@@ -9,9 +9,10 @@ from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
 from . import ids, state
-from .common import register_token_choices, SEQUENTIAL, axis_labels, explanation, graph, message_figure, style, thin_ticks, valid_index
+from .common import SEQUENTIAL, axis_labels, explanation, graph, message_figure, register_token_choices, rows_height, \
+    style, thin_ticks, token_window, valid_index, window_note
 
-TABLE_ROWS = 64  # the mean / scale table lists the last tokens only, so 1,024-token prompts stay light
+TABLE_ROWS = 16  # the mean / scale table lists the tokens around the chosen one, so long prompts stay short
 NORMS = {"ln1": ("hook_resid_pre", "ln1"), "ln2": ("hook_resid_mid", "ln2")}
 
 
@@ -29,13 +30,13 @@ def stream_norms(trace) -> tuple[list[str], np.ndarray]:
     return [s for s, _ in stages], np.stack([np.linalg.norm(trace[name].numpy(), axis=1) for _, name in stages])
 
 
-def stream_figure(stage_labels: list[str], norms: np.ndarray, labels: list[str]) -> go.Figure:
+def stream_figure(stage_labels: list[str], norms: np.ndarray, labels: list[str], window: str = "") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=norms.T.astype(np.float32), x=stage_labels, y=labels, colorscale=SEQUENTIAL,
                                hovertemplate="token %{y}<br>after %{x}<br>‖x‖ = %{z:.2f}<extra></extra>"))
     fig.update_xaxes(type="category", title="position in the network")
     fig.update_yaxes(type="category", autorange="reversed", **thin_ticks(labels))
-    return style(fig, "Size of each token's residual-stream vector, block by block",
-                 height=max(280, 18 * len(labels) + 140))
+    return style(fig, f"Size of each token's residual-stream vector, block by block{window}",
+                 height=rows_height(len(labels), 18, 140, 280))
 
 
 def writes_figure(trace, position: int, label: str) -> go.Figure:
@@ -55,12 +56,13 @@ def writes_figure(trace, position: int, label: str) -> go.Figure:
 def layernorm_figure(before: np.ndarray, after: np.ndarray, mean: float, scale: float, title: str) -> go.Figure:
     """One token's 768 values before and after LayerNorm, each sorted, plus their histograms."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("values, sorted", "distribution"), horizontal_spacing=0.1)
-    for name, values, color in (("before", before, "#8aa9d6"), ("after", after, "#1b2a49")):
+    # One legend above both panels: each entry names a line and a histogram (a click hides both).
+    for name, values, color in (("before LayerNorm", before, "#8aa9d6"), ("after LayerNorm", after, "#1b2a49")):
         fig.add_scatter(y=np.sort(values).astype(np.float32), mode="lines", name=name, line=dict(color=color),
-                        row=1, col=1)
+                        legendgroup=name, row=1, col=1)
         fig.add_histogram(x=values.astype(np.float32), name=name, marker_color=color, opacity=0.6, nbinsx=60,
-                          showlegend=False, row=1, col=2)
-    fig.update_layout(barmode="overlay", legend=dict(x=0.01, y=0.99, bgcolor="rgba(255,255,255,0.8)"))
+                          legendgroup=name, showlegend=False, row=1, col=2)
+    fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0))
     return style(fig, f"{title}: mean μ = {mean:.3f}, scale √(σ²+ε) = {scale:.3f}", height=380)
 
 
@@ -115,8 +117,10 @@ def register(app) -> None:
                                   float(mean[position]), float(scale[position]), f"{where}, token {labels[position]}")
         table = html.Table([html.Thead(html.Tr([html.Th("token"), html.Th("mean μ"), html.Th("scale √(σ²+ε)")]))] +
                            [html.Tbody([html.Tr([html.Td(labels[i]), html.Td(f"{mean[i]:.4f}"), html.Td(f"{scale[i]:.4f}")])
-                                        for i in range(max(0, len(labels) - TABLE_ROWS), len(labels))])],
+                                        for i in range(*token_window(len(labels), position, TABLE_ROWS))])],
                            className="terms")
         stage_labels, norms = stream_norms(trace)
-        return (stream_figure(stage_labels, norms, labels), writes_figure(trace, position, labels[position]), ln_fig,
-                table)
+        start, stop = token_window(len(labels), position)  # long prompts: the tokens around the chosen one
+        stream = stream_figure(stage_labels, norms[:, start:stop], labels[start:stop],
+                               window_note(start, stop, len(labels)))
+        return stream, writes_figure(trace, position, labels[position]), ln_fig, table

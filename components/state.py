@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from dash.exceptions import PreventUpdate
 from flask import has_app_context
 from flask_caching import Cache
 from plotly.basedatatypes import BaseFigure
@@ -207,6 +208,8 @@ def memoized(callback):
     inputs (not ones that read which input triggered them)."""
     @functools.wraps(callback)
     def wrapper(*args):
+        if not model.ready:  # no view before the model: waiting here would hold one of the browser's six
+            raise PreventUpdate  # connections, and the loading banner's polls would queue behind them
         return _memoized_call(callback.__module__ + "." + callback.__qualname__, model_key(), args)
 
     _callbacks[callback.__module__ + "." + callback.__qualname__] = callback

@@ -1,11 +1,15 @@
 """Tokenization view: the prompt as the model reads it, one chip per token, with ids and exact bytes."""
 from __future__ import annotations
 
-from dash import Input, Output, html
+from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
-from .common import explanation
+from .common import explanation, valid_index
+
+# Chips drawn at once: Dash's renderer slows down faster than linearly with the number of components (1,024
+# chips, three components each, blocked the browser for 27 s; 128 take a fraction of a second).
+CHIPS_PER_PAGE = 128
 
 
 def sequence_ids(sequence, vocab_size: int, n_ctx: int) -> tuple[list[int] | None, int, str | None]:
@@ -64,21 +68,38 @@ def section():
             r"\text{text} \;\xrightarrow{\text{BPE}}\; (t_1, t_2, \dots, t_T), \qquad "
             r"t_i \in \{0, 1, \dots, 50\,256\}"),
         html.Div(id="token-summary", className="token-summary"),
+        html.Div([html.Label("Tokens shown", htmlFor="token-page"),
+                  dcc.Dropdown(id="token-page", value=0, clearable=False, searchable=False)],
+                 id="token-pager", className="inline-control", style={"display": "none"}),
         html.Div(id="token-chips", className="token-chips"),
     ]
 
 
+def pages(n_tokens: int) -> list[dict]:
+    """The pager's choices: positions 0–127, 128–255, … (0-based, as on the charts' axes)."""
+    return [{"label": f"positions {start:,}–{min(start + CHIPS_PER_PAGE, n_tokens) - 1:,} of {n_tokens:,}",
+             "value": page} for page, start in enumerate(range(0, n_tokens, CHIPS_PER_PAGE))]
+
+
 def register(app) -> None:
+    @app.callback(Output("token-page", "value"), Input(ids.SEQUENCE, "data"))
+    def first_page(_):
+        return 0
+
     @app.callback(Output("token-chips", "children"), Output("token-summary", "children"),
-                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"))
+                  Output("token-page", "options"), Output("token-pager", "style"),
+                  Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("token-page", "value"))
     @state.memoized
-    def show_tokens(sequence, view):
+    def show_tokens(sequence, view, page):
         if view != "tokens":
             raise PreventUpdate
         runtime = state.model.get()
         seq, n_prompt, problem = sequence_ids(sequence, runtime.config.vocab_size, runtime.config.n_ctx)
         if problem:
-            return [], problem
+            return [], problem, [], {"display": "none"}
         tokens = runtime.tokenizer.tokens(seq)
-        chips = [chip(i, tok, i >= n_prompt) for i, tok in enumerate(tokens)]
-        return chips, token_summary(tokens, runtime.tokenizer.decode(seq), n_prompt)
+        choices = pages(len(tokens))
+        start = (page if valid_index(page, len(choices)) else 0) * CHIPS_PER_PAGE
+        chips = [chip(i, tokens[i], i >= n_prompt) for i in range(start, min(start + CHIPS_PER_PAGE, len(tokens)))]
+        pager = {"display": "flex" if len(choices) > 1 else "none"}
+        return chips, token_summary(tokens, runtime.tokenizer.decode(seq), n_prompt), choices, pager

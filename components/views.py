@@ -14,3 +14,9 @@ VIEWS = [
     ("output", "Next token", output),
     ("generation", "Generation", generation),
 ]
+
+# Each view's main element: projector mode shows it first, fitted to the screen (Generation keeps its own
+# order: its controls come before the text they make).
+MAIN = {"tokens": "token-chips", "embeddings": "embedding-heatmap", "attention": "attention-scores",
+        "heads": "heads-grid", "mlp": "mlp-pre", "residual": "residual-norms", "logit-lens": "lens-table",
+        "ablation": "ablation-picker", "output": "output-candidates"}

@@ -7,6 +7,68 @@ Afterwards `load_gpt2("gpt2")` (and the app) find the weights offline.
 """
 import argparse
 import sys
+import threading
+import time
+
+from tqdm.auto import tqdm
+
+
+class Progress:
+    """How far the weights' download has got, for a page to show while the model loads (one per process: a
+    process loads one model). `hf_hub_download(..., tqdm_class=progress.bar)` reports into it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._files: dict[str, list] = {}  # file name -> [bytes done, bytes total or None]
+        self._started: float | None = None
+
+    @property
+    def bar(self) -> type:
+        """A tqdm class whose bars (one per file; they still print to the log) report here."""
+        progress = self
+
+        class Bar(tqdm):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self._name = str(kwargs.get("desc") or "weights")
+                progress._begin(self._name, kwargs.get("total"), kwargs.get("initial") or 0)
+
+            def update(self, n=1):
+                progress._advance(self._name, n or 0)
+                return super().update(n)
+
+        return Bar
+
+    def _begin(self, name: str, total, initial: int) -> None:
+        with self._lock:
+            self._started = self._started or time.monotonic()
+            self._files[name] = [initial, total]
+
+    def _advance(self, name: str, n: int) -> None:
+        with self._lock:
+            self._files.setdefault(name, [0, None])[0] += n
+
+    def message(self, now: float | None = None) -> str | None:
+        """"Downloading GPT-2's weights: 123 of 548 MB (22%), about 1 min 10 s left." (None before any bar)."""
+        with self._lock:
+            if not self._files:
+                return None
+            done = sum(d for d, _ in self._files.values())
+            totals = [t for _, t in self._files.values()]
+            started = self._started
+        elapsed = (now if now is not None else time.monotonic()) - started
+        if None in totals or not sum(totals):
+            return f"Downloading GPT-2's weights: {done / 1e6:,.0f} MB so far."
+        total = sum(totals)
+        text = f"Downloading GPT-2's weights: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB ({100 * done / total:.0f}%)"
+        if 0 < done < total and elapsed > 1:
+            left = (total - done) / (done / elapsed)
+            minutes = f"{left // 60:.0f} min " if left >= 60 else ""
+            text += f", about {minutes}{left % 60:.0f} s left"
+        return text + ". The page fills in as soon as they are in memory."
+
+
+progress = Progress()
 
 
 def main(argv=None) -> int:

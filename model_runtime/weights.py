@@ -55,6 +55,8 @@ def _download_from_hub(repo_id: str) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
+    from .download import progress
+
     candidates = hub_candidates(repo_id)
     for local_only in (True, False):
         if not local_only:
@@ -64,9 +66,9 @@ def _download_from_hub(repo_id: str) -> Path:
                 raise WeightsUnavailable(f"'{repo_id}' is not in the Hugging Face cache and the hub is unreachable")
         for repo in candidates:
             for weight_file in WEIGHT_FILES:
-                try:
+                try:  # a download's progress goes to download.progress, which the page shows
                     config = hf_hub_download(repo, "config.json", local_files_only=local_only)
-                    hf_hub_download(repo, weight_file, local_files_only=local_only)
+                    hf_hub_download(repo, weight_file, local_files_only=local_only, tqdm_class=progress.bar)
                     return Path(config).parent
                 except (LocalEntryNotFoundError, EntryNotFoundError):
                     continue

@@ -7,7 +7,10 @@ import pytest
 import torch
 import transformers
 
-from model_runtime import load_gpt2
+from model_runtime import GPT2Config, load_gpt2
+from model_runtime.model import GPT
+from model_runtime.runtime import GPT2Runtime
+from model_runtime.tokenizer import get_tokenizer
 
 # Views' result cache: a fresh folder per test session (components.state reads this when the app is made).
 os.environ["INSIDE_GPT2_CACHE_DIR"] = tempfile.mkdtemp(prefix="inside-gpt2-test-cache-")
@@ -46,6 +49,14 @@ def tiny_hf(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_hf):
     return load_gpt2(str(tiny_hf[0]), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def long_context_model():
+    """GPT-2's full context (1,024 positions) at a tiny width: long prompts are cheap."""
+    cfg = GPT2Config(n_layer=2, n_head=4, d_model=64, d_mlp=256, name="long-tiny")
+    return GPT2Runtime(GPT(cfg).init_untrained(), get_tokenizer(), pretrained=False, source="test",
+                       message="Untrained weights (test).")
 
 
 def pytest_setup_options():

@@ -16,7 +16,7 @@ from app import create_app
 from components import ids, layout, state
 from components.layout import DEFAULTS, EXAMPLES, LOADING, MODEL_READY, URL_RESTORED
 from model_runtime import GPT2Config
-from tests.browser import open_page, wait_until
+from tests.browser import open_page, open_tab, wait_until
 
 CONTROLS = list(layout.CONTROL_IDS.values())
 
@@ -336,9 +336,11 @@ def test_browser_controls_keys_examples_and_pipeline(dash_duo, tiny_model):
     open_page(dash_duo, tiny_model, temperature=0, top_k=0, top_p=1)
     wait_until(dash_duo, lambda: chips(dash_duo) > 0)
     # Slider labels: greedy and off.
+    open_tab(dash_duo, "Next token")  # the tab that reads the sliders shows them
     assert dash_duo.find_element("#temperature-value").text == "0 (greedy)"
     assert dash_duo.find_element("#top-k-value").text == "off"
     assert dash_duo.find_element("#top-p-value").text == "1 (off)"
+    open_tab(dash_duo, "Tokens")
     # Shift+Enter adds a line and runs nothing; Enter runs.
     box = dash_duo.find_element(f"#{ids.PROMPT}")
     box.send_keys(Keys.CONTROL, "a")

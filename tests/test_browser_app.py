@@ -6,7 +6,7 @@ from selenium.webdriver.common.keys import Keys
 from components.layout import EXAMPLES
 from model_runtime.runtime import GPT2Runtime
 from model_runtime.tokenizer import get_tokenizer
-from tests.browser import DRAWN, click_grid_cell, open_page, open_tab, script, wait_until
+from tests.browser import DRAWN, PAGE_DRAWN, TEXT_OVERLAPS, click_grid_cell, open_page, open_tab, script, wait_until
 
 FIGURE_Z = """
 const g = document.querySelector('#%s .js-plotly-plot');
@@ -21,6 +21,11 @@ def chip_count(dash_duo):
 
 def heatmaps(dash_duo, graph_id):
     return script(dash_duo, FIGURE_Z % graph_id)
+
+
+def text_of(dash_duo, selector):
+    """An element's text, shown or not (each tab shows only the controls it reads)."""
+    return dash_duo.find_element(selector).get_attribute("textContent")
 
 
 def no_alert(driver):
@@ -71,15 +76,15 @@ def test_empty_prompt_gets_a_message(dash_duo, tiny_model):
 def test_shared_link_restores_prompt_and_settings(dash_duo, tiny_model):
     open_page(dash_duo, tiny_model, prompt="A shared prompt", temperature=0.35, top_k=7, view="embeddings",
               block=1, head=3)
-    dash_duo.wait_for_text_to_equal("#temperature-value", "0.35", timeout=20)
-    assert dash_duo.find_element("#top-k-value").text == "7"
+    wait_until(dash_duo, lambda: text_of(dash_duo, "#temperature-value") == "0.35", timeout=20)
+    assert text_of(dash_duo, "#top-k-value") == "7"
     assert dash_duo.find_element("#prompt").get_attribute("value") == "A shared prompt"
     wait_until(dash_duo, lambda: heatmaps(dash_duo, "embedding-heatmap"), message="embedding view open")
     # The address bar follows the page, so copying it shares this state.
     wait_until(dash_duo, lambda: "temperature=0.35" in dash_duo.driver.current_url)
     junk = dash_duo.server_url + "/?temperature=banana&top_k=-5&view=nowhere&block=99"
     dash_duo.driver.get(junk)
-    dash_duo.wait_for_text_to_equal("#temperature-value", "1.00", timeout=20)
+    wait_until(dash_duo, lambda: text_of(dash_duo, "#temperature-value") == "1.00", timeout=20)
     assert dash_duo.get_logs() == []
 
 
@@ -117,4 +122,10 @@ def test_ablating_a_head_changes_the_output(dash_duo, tiny_model):
     assert f"{tiny_model.config.n_head} head(s) off" in summary
     assert script(dash_duo,
                   "return document.querySelector('#ablation-compare .js-plotly-plot')._fullData.length") == 2
+    wait_until(dash_duo, lambda: script(dash_duo, PAGE_DRAWN), message="comparison drawn")
+    assert script(dash_duo, TEXT_OVERLAPS) == []  # the legend once sat on the title
+    # KaTeX's accents (the ~ of p̃) keep the equation's colour; the page's orange is for its own name only.
+    colours = script(dash_duo, "return Array.from(document.querySelectorAll('.katex .accent'), "
+                               "(e) => getComputedStyle(e).color)")
+    assert colours and "rgb(228, 87, 46)" not in colours
     assert dash_duo.get_logs() == []

@@ -1,13 +1,8 @@
 """The attention-head and all-heads views in headless Chromium: choosing a head redraws it, a click on a
 pattern cell explains its score, the grid and the table open a head, and a 512-token prompt stays usable."""
+import re
 import time
 
-import pytest
-
-from model_runtime import GPT2Config
-from model_runtime.model import GPT
-from model_runtime.runtime import GPT2Runtime
-from model_runtime.tokenizer import get_tokenizer
 from tests.browser import DRAWN, click_grid_cell, click_point, hover_point, open_page, open_tab, script, wait_until
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -82,19 +77,11 @@ def test_grid_cell_and_table_row_open_that_head(dash_duo, tiny_model):
     open_tab(dash_duo, "All heads")
     dash_duo.wait_for_element("#heads-table td[data-dash-column='head']", timeout=20)
     cell = dash_duo.find_element("#heads-table td[data-dash-column='head']")
-    block, head = cell.text.split(".")
+    block, head = re.fullmatch(r"block (\d+), head (\d+)", cell.text).groups()
     cell.click()
     wait_until(dash_duo, lambda: title(dash_duo).startswith(f"Block {block}, head {head} "),
                message=f"table row opened {block}.{head}")
     assert dash_duo.get_logs() == []
-
-
-@pytest.fixture(scope="module")
-def long_context_model():
-    """GPT-2's full context (1,024 positions) at a tiny width: long prompts are cheap."""
-    cfg = GPT2Config(n_layer=2, n_head=4, d_model=64, d_mlp=256, name="long-tiny")
-    return GPT2Runtime(GPT(cfg).init_untrained(), get_tokenizer(), pretrained=False, source="test",
-                       message="Untrained weights (test).")
 
 
 def test_512_tokens_render_the_grid_and_a_head_with_a_movable_window(dash_duo, long_context_model):

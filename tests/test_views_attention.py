@@ -286,7 +286,7 @@ def test_statistics_table_and_top_heads():
     assert heads.top_heads(values, "previous", 2) == [(2, 3), (2, 2)]
     assert heads.top_heads(values, "entropy", 2) == [(0, 0), (0, 1)]  # lowest entropy = most focused
     rows = heads.statistics_table(stats, "first")
-    assert len(rows) == 12 and rows[0]["id"] == "2,3" and rows[0]["head"] == "3.4" and rows[0]["tl"] == "L2H3"
+    assert len(rows) == 12 and rows[0]["id"] == "2,3" and rows[0]["head"] == "block 3, head 4" and rows[0]["tl"] == "L2H3"
     assert heads.statistics_table(stats, "entropy", top=3)[0]["id"] == "0,0"
 
 
