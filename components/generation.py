@@ -610,8 +610,8 @@ def poll(_n, job, session, n_tokens):
     total = n_tokens if isinstance(n_tokens, int) else MAX_NEW_TOKENS
     if not answer["done"]:
         new_job = {**job, "since": since + len(steps), "params": steps[-1]["params"] if steps else job.get("params")}
-        return record, chips if steps else no_update, new_job, False, live_line(answer, steps, total), no_update, \
-            no_update, no_update
+        line = live_line(answer, steps, total) if steps or not since else no_update  # no news: keep the last line
+        return record, chips if steps else no_update, new_job, False, line, no_update, no_update, no_update
     record["live"] = False
     record["stop_reason"], record["stop_message"] = answer["stop_reason"], answer.get("stop_message")
     record["timings"] = answer.get("timings")
