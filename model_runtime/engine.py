@@ -11,9 +11,9 @@ Decoding is bound by reading the weights once per step, so one forward pass over
 sequences costs far less than 16 passes. A scheduler thread loops:
 
 1. admit queued jobs while a slot is free and the cache budget allows (first come, first served);
-2. prefill at most one chunk (`prefill_chunk` tokens) of the job being admitted, so a long prompt delays the
-   running jobs by one chunk at a time; when its prompt is done, its first token is drawn and its cache is
-   copied into the slot cache, where it joins the batch;
+2. prefill at most `prefill_chunk` prompt tokens (part of one long prompt, or several short ones back to back),
+   so a long prompt delays the running jobs by one chunk at a time; when a prompt is done, its first token is
+   drawn and its cache is copied into the slot cache, where it joins the batch;
 3. one batched decode step over every running job: each row is a sequence at its own position (GPT-2's learned
    positions make this simple: `wpe[pos_b]`, keys written at column pos_b of row b, a key mask hides the rest);
    each job draws its token with its own settings and generator, exactly as `Generation` does;
@@ -314,11 +314,9 @@ class Engine:
                         self._wake.wait()
                     if self._closed:
                         break
-                    self._admit()
                 tokens = 0
                 try:
-                    if self._prefilling is not None:
-                        tokens += self._prefill_chunk()
+                    tokens += self._prefill_round()
                     if self._running:
                         tokens += self._decode_step()
                     for job in list(self._solo):
@@ -351,14 +349,30 @@ class Engine:
         with self.runtime.lock:  # shared with the page's traces: forward passes take turns
             return self.runtime.model(idx, past)
 
-    def _prefill_chunk(self) -> int:
+    def _prefill_round(self) -> int:
+        """Prefill up to `prefill_chunk` prompt tokens between two decode steps: part of one long prompt, or
+        several short ones back to back (a class pressing Generate together gets its first tokens together).
+        Returns the tokens drawn (one per prompt finished)."""
+        budget, drawn = self.prefill_chunk, 0
+        while budget > 0:
+            with self._wake:
+                self._admit()
+            if self._prefilling is None:
+                break
+            used, finished = self._prefill_chunk(budget)
+            budget, drawn = budget - max(used, 1), drawn + finished
+        return drawn
+
+    def _prefill_chunk(self, budget: int) -> tuple[int, int]:
+        """One forward over the next (at most `budget`) prompt tokens of the job being prefilled. Returns the
+        tokens read and whether the prompt is done (its first token drawn)."""
         job = self._prefilling
         if job._cancelled:
             self._prefilling = None
             job._finish("cancelled")
-            return 0
+            return 0, 0
         t0 = time.perf_counter()
-        chunk = job.prompt_ids[job.prefilled:job.prefilled + self.prefill_chunk]
+        chunk = job.prompt_ids[job.prefilled:job.prefilled + budget]
         idx = torch.tensor([chunk], device=self.runtime.device)
         logits, job.prefill_cache = self._forward(idx, job.prefill_cache)
         job.prefilled += len(chunk)
@@ -366,7 +380,7 @@ class Engine:
         with self._wake:
             self._counters["prefill_chunks"] += 1
         if job.prefilled < len(job.prompt_ids):
-            return 0
+            return len(chunk), 0
         # The prompt is in: draw the first token, and the job joins the batch in the next free row.
         step = job._emit(logits[0, -1].to("cpu", torch.float32), job.prefill_seconds, batch_size=1)
         if not step.stop_reason:
@@ -380,7 +394,7 @@ class Engine:
             else:
                 self._running.append(job)
                 job.prefill_cache = None
-        return 1
+        return len(chunk), 1
 
     def _decode_step(self) -> int:
         """One forward over the newest token of every running job; each draws its next token."""

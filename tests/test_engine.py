@@ -378,6 +378,23 @@ def test_queue_overflow_raises_engine_full(tiny_model, make_engine):
     assert all(j.stop_reason == "max_new_tokens" and len(j.new_ids) == 3 for j in [running, *queued])
 
 
+def test_short_prompts_arriving_together_get_their_first_tokens_in_one_round(tiny_model, make_engine):
+    """A class pressing Generate at once: four 4-token prompts fit one 16-token prefill round, so all four
+    first tokens come before any decode step (not one prompt per step)."""
+    engine = make_engine(slots=8, prefill_chunk=16)
+    first_at = {}
+
+    def record_first(name):
+        return lambda step: first_at.setdefault(name, engine.stats()["decode_steps"]) if step.index == 0 else None
+
+    with frozen(tiny_model):
+        jobs = [engine.submit(ids(4, 100 * i + 500), max_new_tokens=3, temperature=0, on_step=record_first(i))
+                for i in range(4)]
+    wait_all(jobs)
+    assert first_at == {0: 0, 1: 0, 2: 0, 3: 0}
+    assert all(j.stop_reason == "max_new_tokens" for j in jobs)
+
+
 def test_long_prompt_delays_running_jobs_by_at_most_one_chunk(tiny_model, make_engine):
     engine = make_engine(prefill_chunk=16)
     jobs = {}
