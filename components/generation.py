@@ -34,7 +34,6 @@ from dash import ALL, Input, Output, Patch, State, callback_context, dcc, html, 
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
-from model_runtime.engine_service import EngineError, EngineUnavailable
 from model_runtime.sampling import MAX_PENALTY, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY
 
 from . import common, ids, state
