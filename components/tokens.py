@@ -1,7 +1,7 @@
 """Tokenization view: the prompt as the model reads it, one chip per token, with ids and exact bytes."""
 from __future__ import annotations
 
-from dash import Input, Output, dcc, html
+from dash import ALL, Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
@@ -10,6 +10,8 @@ from .common import explanation, valid_index
 # Chips drawn at once: Dash's renderer slows down faster than linearly with the number of components (1,024
 # chips, three components each, blocked the browser for 27 s; 128 take a fraction of a second).
 CHIPS_PER_PAGE = 128
+CHIP = "token-chip"    # pattern-matching type of the token chips
+MERGES = "token-merges"
 
 
 def sequence_ids(sequence, vocab_size: int, n_ctx: int) -> tuple[list[int] | None, int, str | None]:
@@ -28,15 +30,39 @@ def sequence_ids(sequence, vocab_size: int, n_ctx: int) -> tuple[list[int] | Non
     return seq, n_prompt, None
 
 
-def chip(position: int, token, generated: bool) -> html.Span:
+def chip(position: int, token, generated: bool) -> html.Button:
     """One token: its display text (spaces visible, stray bytes as <0x..>), its id below; the title (hover)
-    gives the position, id and exact bytes in hex. Children are plain strings: a token never becomes markup."""
+    gives the position, id and exact bytes in hex. Children are plain strings: a token never becomes markup.
+    A button: clicking it (or Enter) shows how BPE built the token from its bytes."""
     hex_bytes = " ".join(f"{b:02X}" for b in token.bytes)
     n = len(token.bytes)
     title = (f"position {position} · id {token.id} · bytes {hex_bytes} ({n} byte{'s' if n != 1 else ''})"
-             + (" · generated" if generated else ""))
-    return html.Span([html.Span(token.text, className="chip-text"), html.Span(str(token.id), className="chip-id")],
-                     title=title, className="token-chip" + (" token-generated" if generated else ""))
+             + (" · generated" if generated else "") + " · click to see its merges")
+    return html.Button([html.Span(token.text, className="chip-text"), html.Span(str(token.id), className="chip-id")],
+                       id={"type": CHIP, "index": position}, n_clicks=0, title=title,
+                       className="token-chip" + (" token-generated" if generated else ""))
+
+
+def merges_panel(tokenizer, token_id: int, position: int) -> html.Div:
+    """How BPE built one token: its bytes, then each merge in the order BPE made them (lowest rank first),
+    with the two pieces, the piece they became and its rank. Text only."""
+    token = tokenizer.token(token_id)
+    merges = tokenizer.merges(token_id)
+    start = " ".join(f"{b:02X}" for b in token.bytes)
+    if not merges:
+        why = ("a special token, added whole: BPE never builds it" if token_id == tokenizer.eot_id else
+               "a single byte: the 256 bytes are where BPE starts")
+        return html.Div([html.B(f"{token.text} (position {position}, id {token_id})"), f" is {why}."],
+                        className="token-merges")
+    rows = [html.Li([html.Span(f"rank {m.rank:,}: ", className="merge-rank"),
+                     f"{tokenizer.token(m.left).text} + {tokenizer.token(m.right).text} → "
+                     f"{tokenizer.token(m.merged).text}"]) for m in merges]
+    return html.Div([
+        html.B(f"How BPE built {token.text} (position {position}, id {token_id})"),
+        html.P(f"It starts from the token's {len(token.bytes)} bytes ({start}) and, again and again, merges the "
+               f"adjacent pair whose merged piece has the lowest rank (the oldest merge GPT-2 learned), until no "
+               f"pair is in the vocabulary. {len(merges)} merge{'s' if len(merges) != 1 else ''}:"),
+        html.Ol(rows)], className="token-merges")
 
 
 def token_summary(tokens, text: str, n_prompt: int | None = None) -> str:
@@ -72,6 +98,7 @@ def section():
                   dcc.Dropdown(id="token-page", value=0, clearable=False, searchable=False)],
                  id="token-pager", className="inline-control", style={"display": "none"}),
         html.Div(id="token-chips", className="token-chips"),
+        html.Div(id=MERGES, role="status"),
     ]
 
 
@@ -103,3 +130,16 @@ def register(app) -> None:
         chips = [chip(i, tokens[i], i >= n_prompt) for i in range(start, min(start + CHIPS_PER_PAGE, len(tokens)))]
         pager = {"display": "flex" if len(choices) > 1 else "none"}
         return chips, token_summary(tokens, runtime.tokenizer.decode(seq), n_prompt), choices, pager
+
+    @app.callback(Output(MERGES, "children"), Input({"type": CHIP, "index": ALL}, "n_clicks"),
+                  State(ids.SEQUENCE, "data"), prevent_initial_call=True)
+    def show_merges(clicks, sequence):
+        trigger = callback_context.triggered_id
+        if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks or []):
+            raise PreventUpdate  # chips drawn, nothing clicked
+        runtime = state.model.get()
+        seq, _, problem = sequence_ids(sequence, runtime.config.vocab_size, runtime.config.n_ctx)
+        position = trigger.get("index")
+        if problem or not valid_index(position, len(seq)):
+            raise PreventUpdate
+        return merges_panel(runtime.tokenizer, seq[position], position)

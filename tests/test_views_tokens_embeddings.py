@@ -123,7 +123,7 @@ def test_tokens_callback_shows_markup_as_text(client, tiny_model):
     token_ids = tiny_model.tokenizer.encode(hostile)
     status, out = call(client, "token-chips", {ids.SEQUENCE: {"ids": token_ids}, ids.VIEW: "tokens"})
     chips = out["token-chips"]["children"]
-    assert status == 200 and all(c["type"] == "Span" for c in chips)
+    assert status == 200 and all(c["type"] == "Button" for c in chips)  # clickable chips (BPE merges)
     assert {c["props"]["children"][0]["type"] for c in chips} == {"Span"}
     shown = "".join(c["props"]["children"][0]["props"]["children"] for c in chips)
     assert shown.replace("␣", " ") == hostile
@@ -246,5 +246,30 @@ def test_embeddings_callback_answers_junk(client):
 
 def test_chips_are_text_components_only(tiny_model):
     chip = tokens.chip(0, tiny_model.tokenizer.token(27), generated=False)  # "<"
-    assert isinstance(chip, html.Span) and all(isinstance(c, html.Span) for c in chip.children)
+    assert isinstance(chip, html.Button) and all(isinstance(c, html.Span) for c in chip.children)
     assert chip.children[0].children == "<"
+
+
+def test_clicking_a_token_shows_its_merges_in_rank_order(tiny_model):
+    """BPE merges in the Tokens view: the panel lists the tokenizer's merges for that token, in the order
+    BPE made them (ranks never decrease), ending in the token itself; replaying them gives its id."""
+    tok = tiny_model.tokenizer
+    token_id = tok.encode(" visualization")[0]
+    panel = tokens.merges_panel(tok, token_id, 3)
+    merges = tok.merges(token_id)
+    rows = panel.children[-1].children
+    assert len(rows) == len(merges) >= 2
+    assert [m.rank for m in merges] == sorted(m.rank for m in merges)
+    for row, m in zip(rows, merges):
+        assert row.children[0].children == f"rank {m.rank:,}: "
+        assert row.children[1] == f"{tok.token(m.left).text} + {tok.token(m.right).text} → {tok.token(m.merged).text}"
+    assert merges[-1].merged == token_id and rows[-1].children[1].endswith(tok.token(token_id).text)
+    assert "id %d" % token_id in panel.children[0].children
+    assert "single byte" in str(tokens.merges_panel(tok, tok.encode("a")[0], 0).children)
+    assert "special token" in str(tokens.merges_panel(tok, tok.eot_id, 0).children)
+
+
+def test_token_chips_are_buttons_that_name_their_position(tiny_model):
+    token_ids = tiny_model.tokenizer.encode("Hello world")
+    chip = tokens.chip(1, tiny_model.tokenizer.token(token_ids[1]), generated=False)
+    assert chip.id == {"type": tokens.CHIP, "index": 1} and "merges" in chip.title
