@@ -78,6 +78,7 @@ def controls() -> html.Div:
 
 
 def page() -> html.Div:
+    from .lesson import section as lesson_section  # the lesson reads this module's ids: imported once it exists
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.SEQUENCE),
@@ -95,6 +96,7 @@ def page() -> html.Div:
                           value=[], className="projector-toggle"),
         ], className="header"),
         html.Div(LOADING, id=ids.BANNER, className="banner banner-loading", role="status"),
+        lesson_section(),
         html.Div([
             dcc.Textarea(id=ids.PROMPT, value=EXAMPLES[0], className="prompt-box", rows=2,
                          placeholder="Type a prompt, then Enter (Shift+Enter for a new line)",
@@ -264,6 +266,8 @@ def register(app) -> None:
             const q = new URLSearchParams({temperature, top_k, top_p,
                                            seed: seed === null || seed === undefined ? 0 : seed,
                                            top_n, block, head, view});
+            const here = new URLSearchParams(window.location.search);  // the lesson's step and a student's class
+            for (const key of ["lesson", "class"]) { if (here.has(key)) { q.set(key, here.get(key)); } }
             const withPrompt = new URLSearchParams({prompt: sequence.prompt, ...Object.fromEntries(q)});
             const search = "?" + (withPrompt.toString().length <= 3000 ? withPrompt : q).toString();
             if (window.location.search !== search) { window.history.replaceState(null, "", search); }

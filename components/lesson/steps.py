@@ -29,10 +29,10 @@ class Step:
 
 
 def settings(step: Step, n_layer: int) -> dict:
-    """The complete app state a step sets: prompt, view and every control (blocks resolved for this model)."""
+    """The complete app state a step sets: prompt, view and every control (blocks resolved for this model: LAST
+    is its last block, and a block it does not have is its last)."""
     out = {**DEFAULT_STATE, **step.state}
-    if out["block"] == LAST:
-        out["block"] = n_layer - 1
+    out["block"] = n_layer - 1 if out["block"] == LAST else min(out["block"], n_layer - 1)  # smaller test models
     return out
 
 
@@ -59,7 +59,7 @@ STEPS = [
          "Common words are one token; rarer words are cut into several pieces the tokenizer knows. The model "
          "has to put the meaning of such a word together from its pieces.",
          {"prompt": "Tokenization turns a kaleidoscope of text into pieces", "view": "tokens"}, "token-chips",
-         tasks.Task("Run a prompt with a word that becomes three or more tokens.", tasks.word_in_pieces(3)),
+         tasks.Task("Run a prompt with a word that becomes four or more tokens.", tasks.word_in_pieces(4)),
          question=Question("token_count", {"word": " kaleidoscope"})),
     Step("Token embeddings",
          "Each token id picks one row of a 50,257 × 768 table: its **token embedding**, 768 numbers learned in "
@@ -76,7 +76,8 @@ STEPS = [
          equation=r"x_i = W_E[\mathrm{id}_i] + W_P[i]"),
     Step("Queries, keys and values",
          "In each block, each of 12 **heads** turns every token's vector into three smaller ones of 64 numbers: "
-         "a query (what am I looking for?), a key (what do I offer?) and a value (what do I pass on?).",
+         "a query (what am I looking for?), a key (what do I offer?) and a value (what do I pass on?). "
+         "Queries and keys decide who looks at whom; values carry what is passed along.",
          {"prompt": ATTN_PROMPT, "view": "attention", "block": 0, "head": 0}, "attention-qkv",
          tasks.Task("Open another head of this block.", tasks.head_changed),
          equation=r"q_i = x_i W_Q,\quad k_i = x_i W_K,\quad v_i = x_i W_V"),
@@ -101,7 +102,8 @@ STEPS = [
          question=Question("previous_head", {"prompt": ATTN_PROMPT}), trained_only=TRAINED_PATTERNS),
     Step("The MLP",
          "After attention, each token goes alone through a small network: 768 numbers are expanded to 3,072, "
-         "bent by GELU (negative values squashed towards 0) and brought back to 768.",
+         "bent by GELU (negative values squashed towards 0) and brought back to 768. "
+         "Two thirds of GPT-2's parameters sit in these MLPs.",
          {"prompt": "The Eiffel Tower is located in the city of", "view": "mlp", "block": 0}, "mlp-gelu",
          tasks.Task("Open the MLP of the last block.", tasks.block_is(LAST)),
          equation=r"\mathrm{mlp}(x) = \mathrm{GELU}(x W_1 + b_1)\, W_2 + b_2"),
@@ -117,7 +119,7 @@ STEPS = [
          "Before attention and before the MLP, each token's vector is normalised: its mean is subtracted and it "
          "is divided by its spread, then scaled and shifted by learned numbers. This keeps the sizes in check "
          "whatever the stream has grown to.",
-         {"prompt": "The Eiffel Tower is located in the city of", "view": "residual", "block": 5},
+         {"prompt": "The Eiffel Tower is located in the city of", "view": "residual", "block": 0},
          "residual-layernorm",
          tasks.Task("Look at the LayerNorm of the last block.", tasks.block_is(LAST)),
          equation=r"\mathrm{LN}(x) = \gamma \odot \frac{x - \mu}{\sigma} + \beta"),
@@ -130,7 +132,7 @@ STEPS = [
          question=Question("lens_first_block", {"prompt": CAPITAL}), trained_only=TRAINED_GUESS),
     Step("The next-token distribution",
          "The last token's vector is multiplied by the token table again, giving one score (**logit**) per "
-         "token in the vocabulary; a softmax turns the 50,257 scores into probabilities.",
+         "token in the vocabulary. A softmax turns the 50,257 scores into probabilities that add up to 1.",
          {"prompt": CAPITAL, "view": "output"}, "output-candidates",
          tasks.Task("Show more candidates (the 'Candidates shown' slider) to see the long tail.",
                     tasks.setting_above("top_n", 20)),
@@ -144,8 +146,8 @@ STEPS = [
          equation=r"p_i = \frac{e^{z_i / T}}{\sum_j e^{z_j / T}}",
          question=Question("temperature_top", {"prompt": CAPITAL, "temperature": 0.3})),
     Step("Top-k",
-         "Top-k keeps only the k most likely tokens and shares out the probability among them; everything "
-         "else can no longer be drawn.",
+         "Top-k keeps only the k most likely tokens and shares out the probability among them. Everything "
+         "else can no longer be drawn, however the rest of the distribution looks.",
          {"prompt": CAPITAL, "view": "output"}, ids.TOP_K,
          tasks.Task("Set top-k to 10 or less.", tasks.top_k_at_most(10))),
     Step("Top-p (nucleus)",
