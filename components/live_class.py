@@ -30,6 +30,7 @@ IDLE_S = 3 * 3600          # a class nobody moved for this long is gone
 MAX_ANSWERS = 1000         # per question: a page forging fresh ids cannot grow a count without bound
 MAX_SEARCH = 4000          # the teacher's page state is an address-bar query; longer is refused
 MAX_CHOICES = 8
+MAX_CLASSES = 500          # live classes on one machine's files: a page starting classes in a loop stops here
 
 
 def normalise_code(code) -> str | None:
@@ -56,6 +57,10 @@ def _valid_voter(salt: str, voter) -> bool:
         return False
     expected = hmac.new(salt.encode(), voter[:16].encode(), "sha256").hexdigest()[:16]
     return hmac.compare_digest(expected, voter[17:])
+
+
+class ClassesFull(RuntimeError):
+    """No new class now; the message says why."""
 
 
 class ClassStore:
@@ -171,7 +176,9 @@ class FileClassStore(ClassStore):
         return self._read(self._path(code))
 
     def _insert(self, code, record) -> bool:
-        self._sweep()
+        if self._sweep() >= MAX_CLASSES:
+            raise ClassesFull(f"{MAX_CLASSES} classes are running on this server; end one, or wait for an idle "
+                              f"one to expire.")
         with self._locked(code) as path:
             if path.exists():
                 return False
@@ -217,8 +224,9 @@ class FileClassStore(ClassStore):
             self._remove(path)
         return True
 
-    def _sweep(self) -> None:
-        """Classes left idle (their teacher's tab closed) go when a new one starts."""
+    def _sweep(self) -> int:
+        """Classes left idle (their teacher's tab closed) go when a new one starts; returns how many remain."""
+        remaining = 0
         for path in self.folder.glob("*.json"):
             try:
                 stale = time.time() - json.loads(path.read_text()).get("touched", 0) > IDLE_S
@@ -226,6 +234,9 @@ class FileClassStore(ClassStore):
                 continue
             if stale:
                 self._remove(path)
+            else:
+                remaining += 1
+        return remaining
 
 
 # KEYS: voters set, counts hash, class record; ARGV: voter, choice, max answers, ttl, lesson.

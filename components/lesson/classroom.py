@@ -108,19 +108,25 @@ def membership_change(trigger, search, typed_code, membership, written):
     if trigger == START:
         if role(membership) == "teacher" and store.view(_code(membership)) is not None:
             raise PreventUpdate
-        code, secret = store.create()
+        try:
+            code, secret = store.create()
+        except live_class.ClassesFull as error:
+            return no_update, str(error), no_update
         store.publish(code, secret, search=written if isinstance(written, str) else "",
                       lesson=lesson_index(written))
         return {"role": "teacher", "code": code, "secret": secret}, "", no_update
     if trigger == END:
         if role(membership) == "teacher":
-            store.end(_code(membership), membership.get("secret"))
+            if not store.end(_code(membership), membership.get("secret")) and store.view(_code(membership)):
+                return None, "This page was not the class's teacher: the class goes on.", no_update
             return None, "The class has ended.", no_update
         return None, "You have left the class.", with_class(search or "", None)
     if trigger == FOLLOW:
         if role(membership) != "student":
             raise PreventUpdate
         return {**membership, "following": not membership.get("following")}, "", no_update
+    if trigger == JOIN and role(membership) == "teacher":
+        return no_update, "End your class before joining another one.", no_update
     code_text = typed_code if trigger == JOIN else query_param(search, "class")
     if trigger != JOIN and (code_text is None or role(membership) == "teacher"
                             or live_class.normalise_code(code_text) == _code(membership)):
@@ -158,7 +164,8 @@ def poll_class(membership, seen, search, choice):
     store = live_class.store()
     shared = store.view(code)
     if shared is None:
-        return no_update, "This class has ended.", None, no_update, None
+        gone = with_class(search, None) if isinstance(search, str) and "class=" in search else no_update
+        return gone, "This class has ended.", None, no_update, None
     seen = seen if isinstance(seen, dict) else {}
     lesson = shared["lesson"]
     step = f"step {lesson + 1}" if isinstance(lesson, int) else "no lesson step"
@@ -243,11 +250,14 @@ def register(app) -> None:
                   Input(REVEAL, "n_clicks"), State(CHOICE, "value"), State(ids.URL, "search"), State(CLASS, "data"),
                   prevent_initial_call=True)
     def reveal(clicks, choice, search, current):
-        """The teacher reveals the answer to the whole class, with the class's answers beside the model's."""
+        """A learner on their own sees the answer once committed to one; a teacher reveals it to the whole class,
+        with the class's answers beside the model's; a student waits for the teacher."""
         index = lesson_index(search)
         question = asked(index) if index is not None else None
-        if not clicks or question is None or role(current) != "teacher":
+        if not clicks or question is None or role(current) == "student" or (role(current) is None and choice is None):
             raise PreventUpdate
+        if role(current) != "teacher":
+            return reveal_children(question, choice), locked_options(question)
         counts = reveal_to_class(current, index, len(question["choices"]))
         if counts is None:
             return "This class has ended: the answer is shown on this page only.", no_update

@@ -170,17 +170,6 @@ def register(app) -> None:
         return [html.Span("✓ " if done else "Your turn: "), step.task.text], \
             "lesson-task lesson-task-done" if done else "lesson-task"
 
-    @app.callback(Output(ANSWER, "children", allow_duplicate=True), Output(CHOICE, "options", allow_duplicate=True),
-                  Input(REVEAL, "n_clicks"), State(CHOICE, "value"), State(ids.URL, "search"),
-                  State(CLASS, "data"), prevent_initial_call=True)
-    def reveal(clicks, choice, search, membership):
-        """A learner on their own sees the answer once they have committed to one (in a class, the teacher's
-        reveal shows it to everyone: components/lesson/classroom.py)."""
-        index = lesson_index(search)
-        if not clicks or index is None or asked(index) is None or choice is None or isinstance(membership, dict):
-            raise PreventUpdate
-        return reveal_children(asked(index), choice), locked_options(asked(index))
-
     # Reveal needs a choice first (a teacher may reveal without one); students wait for their teacher.
     app.clientside_callback(
         """function(choice, membership) {
