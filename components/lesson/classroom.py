@@ -21,7 +21,7 @@ from flask import request
 from .. import ids, layout, live_class
 from .ids import (ANSWER, CHOICE, CLASS, CODE_INPUT, END, FOLLOW, INFO, JOIN, MESSAGE, POLL, PUBLISHED, REVEAL,
                   SEEN, START, STATUS)
-from .panel import asked, lesson_index, locked_options, reveal_children
+from .panel import address, asked, lesson_index, locked_options, reveal_children
 
 POLL_MS = 1000                 # students follow within about a second plus the page's own update
 ANSWERED = {"counted": "Your answer is in. Your teacher will reveal the model's answer.",
@@ -177,28 +177,32 @@ def poll_class(membership, seen, search, choice):
     following = bool(membership.get("following"))
     status = f"Class {code} · " + ("following the teacher" if following else f"exploring (the teacher is on {step})")
     new_search = no_update
-    if following and shared["search"] and shared["version"] != seen.get("version"):
+    if following and shared["search"] and shared["version"] != seen.get("version") \
+            and with_class(shared["search"], code) != search:
         new_search = with_class(shared["search"], code)
     answer = no_update
     if question and shared["revealed"] == lesson and seen.get("revealed") != lesson \
             and lesson_index(search) == lesson:
         answer = reveal_children(question, choice, store.counts(code, lesson)[:len(question["choices"])])
-    return new_search, status, {"version": shared["version"], "revealed": shared["revealed"]}, answer, no_update
+    # Exploring pages keep the version they last followed, so following again applies the teacher's state at once.
+    applied = shared["version"] if following else seen.get("version")
+    return new_search, status, {"version": applied, "revealed": shared["revealed"]}, answer, no_update
 
 
 def register(app) -> None:
     @app.callback(Output(CLASS, "data"), Output(MESSAGE, "children"),
-                  Output(ids.URL, "search", allow_duplicate=True),
+                  Output(ids.URL, "search", allow_duplicate=True), Output(ids.URL, "href", allow_duplicate=True),
                   Input(START, "n_clicks"), Input(END, "n_clicks"), Input(FOLLOW, "n_clicks"),
                   Input(JOIN, "n_clicks"), Input(CODE_INPUT, "n_submit"), Input(ids.URL, "search"),
                   State(CODE_INPUT, "value"), State(CLASS, "data"), State(layout.URL_WRITTEN, "data"),
-                  prevent_initial_call="initial_duplicate")
-    def membership(_, __, ___, ____, _____, search, typed_code, current, written):
+                  State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
+    def membership(_, __, ___, ____, _____, search, typed_code, current, written, pathname):
         trigger = callback_context.triggered_id
         if trigger in (START, END, FOLLOW, JOIN, CODE_INPUT) and not callback_context.triggered[0].get("value"):
             raise PreventUpdate  # a button re-rendered, not clicked
         trigger = JOIN if trigger == CODE_INPUT else trigger  # Enter in the code box joins too
-        return membership_change(trigger, search, typed_code, current, written)
+        new, message, new_search = membership_change(trigger, search, typed_code, current, written)
+        return new, message, *address(new_search, pathname)
 
     @app.callback(Output(INFO, "children"), Output(POLL, "disabled"), Output(START, "hidden"),
                   Output(END, "hidden"), Output(END, "children"), Output(FOLLOW, "hidden"),
@@ -212,13 +216,14 @@ def register(app) -> None:
                 kind != "student", "Explore on my own" if following else "Follow the teacher",
                 f"Class {_code(current)}")
 
-    @app.callback(Output(ids.URL, "search", allow_duplicate=True), Output(STATUS, "children", allow_duplicate=True),
-                  Output(SEEN, "data"), Output(ANSWER, "children", allow_duplicate=True),
-                  Output(CLASS, "data", allow_duplicate=True),
+    @app.callback(Output(ids.URL, "search", allow_duplicate=True), Output(ids.URL, "href", allow_duplicate=True),
+                  Output(STATUS, "children", allow_duplicate=True), Output(SEEN, "data"),
+                  Output(ANSWER, "children", allow_duplicate=True), Output(CLASS, "data", allow_duplicate=True),
                   Input(POLL, "n_intervals"), State(CLASS, "data"), State(SEEN, "data"), State(ids.URL, "search"),
-                  State(CHOICE, "value"), prevent_initial_call=True)
-    def poll(_, current, seen, search, choice):
-        return poll_class(current, seen, search, choice)
+                  State(CHOICE, "value"), State(ids.URL, "pathname"), prevent_initial_call=True)
+    def poll(_, current, seen, search, choice, pathname):
+        new_search, *rest = poll_class(current, seen, search, choice)
+        return *address(new_search, pathname), *rest
 
     @app.callback(Output(PUBLISHED, "data"), Input(layout.URL_WRITTEN, "data"), Input(ids.URL, "search"),
                   State(CLASS, "data"), prevent_initial_call=True)

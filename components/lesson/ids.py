@@ -12,6 +12,7 @@ CHOICE = "lesson-choice"          # dcc.RadioItems: the learner's prediction (a 
 REVEAL = "lesson-reveal"
 ANSWER = "lesson-answer"          # the revealed answer, or what happened to a class answer
 BACK, NEXT, CLOSE = "lesson-back", "lesson-next", "lesson-close"
+SHOWN = "lesson-shown"            # dcc.Store: the step the panel shows (its choice and answer stay while it does)
 HIGHLIGHTED = "lesson-highlighted"  # dcc.Store: output slot of the clientside callback that highlights
 
 # Live class

@@ -13,7 +13,7 @@ from dash.exceptions import PreventUpdate
 from .. import common, generation, ids, layout, state
 from . import figures, questions, steps, tasks
 from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLOSE, HIGHLIGHTED, NEXT, OPEN, PANEL, PROGRESS, QUESTION,
-                  QUESTION_BOX, REVEAL, TASK)
+                  QUESTION_BOX, REVEAL, SHOWN, TASK)
 
 def lesson_index(search) -> int | None:
     """The 0-based step in an address-bar query (`lesson=N`, 1-based), or None."""
@@ -65,6 +65,7 @@ def section() -> html.Section:
                       html.Button("Next →", id=NEXT, n_clicks=0, className="lesson-nav lesson-next")],
                      className="lesson-navigation"),
             dcc.Store(id=HIGHLIGHTED),
+            dcc.Store(id=SHOWN),
         ], id=PANEL, className="lesson-panel", hidden=True, **{"aria-label": "Lesson"})
 
 
@@ -98,45 +99,62 @@ def reveal_children(question: dict, choice, counts: list[int] | None = None) -> 
     return children
 
 
+def address(search, pathname) -> tuple:
+    """A new address-bar query, and the href to go with it: dcc.Location pushes its stale href prop instead of
+    a new search when its href has changed since the page loaded (the page's own link writer replaces the
+    address), so both are set together."""
+    if search is no_update:
+        return no_update, no_update
+    base = pathname if isinstance(pathname, str) and pathname.startswith("/") and not pathname.startswith("//") \
+        else "/"
+    return search, base + search
+
+
 def locked_options(question: dict) -> list[dict]:
     """The choices, no longer changeable (after a reveal, or once a class answer is in)."""
     return [{"label": c, "value": i, "disabled": True} for i, c in enumerate(question["choices"])]
 
 
+def step_address(trigger, search, ready):
+    """Buttons move to a step by writing its query; a bare `?lesson=N` link (no state of its own) gets the
+    step's state once the model is loaded (its block count is needed)."""
+    if not ready or not state.model.ready or state.model.error:
+        raise PreventUpdate
+    n_layer = state.model.get().config.n_layer
+    index = lesson_index(search)
+    if trigger == CLOSE:
+        return without_lesson(search)
+    if trigger in (OPEN, BACK, NEXT):
+        if index is None:
+            index = 0
+        elif trigger != OPEN:
+            index = min(len(steps.STEPS) - 1, max(0, index + (1 if trigger == NEXT else -1)))
+        return steps.query(index, n_layer)
+    if index is not None and "view=" not in search:
+        return steps.query(index, n_layer)
+    raise PreventUpdate
+
+
 def register(app) -> None:
-    @app.callback(Output(ids.URL, "search", allow_duplicate=True),
+    @app.callback(Output(ids.URL, "search", allow_duplicate=True), Output(ids.URL, "href", allow_duplicate=True),
                   Input(OPEN, "n_clicks"), Input(BACK, "n_clicks"), Input(NEXT, "n_clicks"),
                   Input(CLOSE, "n_clicks"), Input(ids.URL, "search"), Input(layout.MODEL_READY, "data"),
-                  prevent_initial_call="initial_duplicate")
-    def navigate(_, __, ___, ____, search, ready):
-        """Buttons move to a step by writing its query; a bare `?lesson=N` link (no state of its own) gets the
-        step's state once the model is loaded (its block count is needed)."""
-        if not ready or not state.model.ready or state.model.error:
-            raise PreventUpdate
-        n_layer = state.model.get().config.n_layer
-        trigger, index = callback_context.triggered_id, lesson_index(search)
-        if trigger == CLOSE:
-            return without_lesson(search)
-        if trigger in (OPEN, BACK, NEXT):
-            if index is None:
-                index = 0
-            elif trigger != OPEN:
-                index = min(len(steps.STEPS) - 1, max(0, index + (1 if trigger == NEXT else -1)))
-            return steps.query(index, n_layer)
-        if index is not None and "view=" not in search:
-            return steps.query(index, n_layer)
-        raise PreventUpdate
+                  State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
+    def navigate(_, __, ___, ____, search, ready, pathname):
+        return address(step_address(callback_context.triggered_id, search, ready), pathname)
 
     @app.callback(Output(PANEL, "hidden"), Output(PROGRESS, "children"), Output(BODY, "children"),
                   Output(QUESTION_BOX, "hidden"), Output(QUESTION, "children"), Output(CHOICE, "options"),
                   Output(CHOICE, "value"), Output(ANSWER, "children"), Output(BACK, "disabled"),
-                  Output(NEXT, "disabled"),
-                  Input(ids.URL, "search"), Input(layout.MODEL_READY, "data"))
-    def show_step(search, ready):
+                  Output(NEXT, "disabled"), Output(SHOWN, "data"),
+                  Input(ids.URL, "search"), Input(layout.MODEL_READY, "data"), State(SHOWN, "data"))
+    def show_step(search, ready, shown):
+        """The step in the address bar; a change within the step (a slider, a class following its teacher)
+        keeps the learner's choice and the revealed answer."""
         index = lesson_index(search)
         if index is None:
-            return True, "", [], True, "", [], None, [], True, True
-        if not ready or not state.model.ready or state.model.error:
+            return True, "", [], True, "", [], None, [], True, True, None
+        if not ready or not state.model.ready or state.model.error or index == shown:
             raise PreventUpdate
         runtime = state.model.get()
         progress = [f"Step {index + 1} of {len(steps.STEPS)}",
@@ -148,7 +166,7 @@ def register(app) -> None:
             text = ["Predict: ", question["text"]] + ([" (The model is untrained: its answer is computed all the "
                                                       "same.)"] if not runtime.pretrained else [])
         return (False, progress, step_body(index, runtime.pretrained), question is None, text, options, None, [],
-                index == 0, index == len(steps.STEPS) - 1)
+                index == 0, index == len(steps.STEPS) - 1, index)
 
     @app.callback(Output(TASK, "children"), Output(TASK, "className"),
                   Input(ids.URL, "search"), Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"),
