@@ -62,6 +62,8 @@ def test_teacher_and_student(dash_duo, second_browser, tiny_model, class_store):
     # Three steps: 1 -> 2 (a predict step) on the teacher's page; the student follows.
     click(teacher, f"#{L.NEXT}")
     wait_until(teacher, lambda: f"Step 2 of {total}" in step_of(teacher))
+    wait_until(teacher, lambda: teacher.find_elements(f"#{steps.STEPS[1].highlight}.lesson-highlight"),
+               message="the step's figure is highlighted")
     wait_until(student, lambda: f"Step 2 of {total}" in step_of(student), message="the student follows step 2")
     choices = student.find_elements(f"#{L.CHOICE} input")
     assert len(choices) == 4

@@ -83,7 +83,11 @@ def test_end_and_idle_expiry(store, monkeypatch):
     code, secret = open_question(store)
     assert not store.end(code, "forged") and store.view(code) is not None
     assert store.end(code, secret) and store.view(code) is None and store.join(code) is None
+    code, secret = open_question(store)
+    store.answer(code, store.join(code), 3, 0)
     if isinstance(store, FileClassStore):
-        code, secret = open_question(store)
         monkeypatch.setattr(time, "time", lambda real=time.time: real() + live_class.IDLE_S + 1)
         assert store.view(code) is None and not store.publish(code, secret, lesson=1)
+    else:   # every key of the class expires IDLE_S after the teacher's last action
+        keys = list(store.redis.scan_iter(match=f"*{code}*"))
+        assert len(keys) == 3 and all(0 < store.redis.ttl(k) <= live_class.IDLE_S for k in keys)

@@ -15,6 +15,7 @@ from . import figures, questions, steps, tasks
 from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLOSE, HIGHLIGHTED, NEXT, OPEN, PANEL, PROGRESS, QUESTION,
                   QUESTION_BOX, REVEAL, SHOWN, TASK)
 
+
 def lesson_index(search) -> int | None:
     """The 0-based step in an address-bar query (`lesson=N`, 1-based), or None."""
     try:
@@ -50,23 +51,23 @@ def open_button() -> html.Button:
 
 def section() -> html.Section:
     return html.Section([
-            html.Div([html.Span(id=PROGRESS, className="lesson-progress"),
-                      html.Button("×", id=CLOSE, n_clicks=0, className="lesson-close", title="Close the lesson")],
-                     className="lesson-top"),
-            html.Div(id=BODY),
-            html.Div(id=TASK, className="lesson-task", role="status"),
-            html.Div([
-                html.Div(id=QUESTION, className="lesson-question-text"),
-                dcc.RadioItems(id=CHOICE, options=[], value=None, className="lesson-choices"),
-                html.Button("Reveal", id=REVEAL, n_clicks=0, disabled=True, className="lesson-reveal"),
-                html.Div(id=ANSWER, className="lesson-answer", role="status", **{"aria-live": "polite"}),
-            ], id=QUESTION_BOX, className="lesson-question", hidden=True),
-            html.Div([html.Button("← Back", id=BACK, n_clicks=0, className="lesson-nav"),
-                      html.Button("Next →", id=NEXT, n_clicks=0, className="lesson-nav lesson-next")],
-                     className="lesson-navigation"),
-            dcc.Store(id=HIGHLIGHTED),
-            dcc.Store(id=SHOWN),
-        ], id=PANEL, className="lesson-panel", hidden=True, **{"aria-label": "Lesson"})
+        html.Div([html.Span(id=PROGRESS, className="lesson-progress"),
+                  html.Button("×", id=CLOSE, n_clicks=0, className="lesson-close", title="Close the lesson")],
+                 className="lesson-top"),
+        html.Div(id=BODY),
+        html.Div(id=TASK, className="lesson-task", role="status"),
+        html.Div([
+            html.Div(id=QUESTION, className="lesson-question-text"),
+            dcc.RadioItems(id=CHOICE, options=[], value=None, className="lesson-choices"),
+            html.Button("Reveal", id=REVEAL, n_clicks=0, disabled=True, className="lesson-reveal"),
+            html.Div(id=ANSWER, className="lesson-answer", role="status", **{"aria-live": "polite"}),
+        ], id=QUESTION_BOX, className="lesson-question", hidden=True),
+        html.Div([html.Button("← Back", id=BACK, n_clicks=0, className="lesson-nav"),
+                  html.Button("Next →", id=NEXT, n_clicks=0, className="lesson-nav lesson-next")],
+                 className="lesson-navigation"),
+        dcc.Store(id=HIGHLIGHTED),
+        dcc.Store(id=SHOWN),
+    ], id=PANEL, className="lesson-panel", hidden=True, **{"aria-label": "Lesson"})
 
 
 def step_body(index: int, pretrained: bool) -> list:
@@ -198,21 +199,23 @@ def register(app) -> None:
 
     highlights = json.dumps([step.highlight for step in steps.STEPS])
     app.clientside_callback(
-        """function(search) {
+        """function(search, previous) {
             const targets = %s;
             const match = /[?&]lesson=(\\d+)/.exec(search || "");
-            const id = match ? targets[parseInt(match[1], 10) - 1] : null;
+            const step = match ? parseInt(match[1], 10) : null;
+            const id = step ? targets[step - 1] : null;
             document.querySelectorAll(".lesson-highlight").forEach(e => e.classList.remove("lesson-highlight"));
-            if (!id) { return window.dash_clientside.no_update; }
+            if (!id) { return null; }
             let tries = 0;
             const mark = function () {   // the step's tab may still be rendering
                 const element = document.getElementById(id);
                 if (element) {
                     element.classList.add("lesson-highlight");
-                    element.scrollIntoView({block: "start", behavior: "smooth"});
+                    // Scroll only when the step changes, not when a slider moves within it.
+                    if (step !== previous) { element.scrollIntoView({block: "start", behavior: "smooth"}); }
                 } else if (tries++ < 40) { setTimeout(mark, 150); }
             };
             setTimeout(mark, 100);
-            return id;
+            return step;
         }""" % highlights,
-        Output(HIGHLIGHTED, "data"), Input(ids.URL, "search"))
+        Output(HIGHLIGHTED, "data"), Input(ids.URL, "search"), State(HIGHLIGHTED, "data"))
