@@ -14,7 +14,7 @@ from bench.dash_client import DashClient
 from components import ids, layout
 from components.lesson import ids as lesson_ids
 from components.lesson import questions, steps, tasks
-from components.lesson.panel import lesson_index
+from components.lesson.links import lesson_index
 from components.views import VIEWS
 
 

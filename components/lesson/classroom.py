@@ -11,7 +11,7 @@ else."""
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import segno
 from dash import Input, Output, State, callback_context, dcc, html, no_update
@@ -21,7 +21,8 @@ from flask import request
 from .. import ids, layout, live_class
 from .ids import (ANSWER, CHOICE, CLASS, CODE_INPUT, END, FOLLOW, INFO, JOIN, MESSAGE, POLL, PUBLISHED, REVEAL,
                   SEEN, START, STATUS)
-from .panel import address, asked, lesson_index, locked_options, reveal_children
+from .links import address, lesson_index, query_of, with_param
+from .panel import asked, locked_options, reveal_children
 
 POLL_MS = 1000                 # students follow within about a second plus the page's own update
 ANSWERED = {"counted": "Your answer is in. Your teacher will reveal the model's answer.",
@@ -37,17 +38,6 @@ def role(membership) -> str | None:
 
 def _code(membership) -> str | None:
     return live_class.normalise_code(membership.get("code")) if isinstance(membership, dict) else None
-
-
-def query_param(search, key) -> str | None:
-    values = parse_qs(search.lstrip("?") if isinstance(search, str) else "", max_num_fields=50).get(key)
-    return values[0] if values else None
-
-
-def with_class(search: str, code: str | None) -> str:
-    """`search` with the class's code in it (a student's address bar), or without it."""
-    query = {k: v[0] for k, v in parse_qs(search.lstrip("?"), max_num_fields=50).items() if k != "class"}
-    return "?" + urlencode({**query, **({"class": code} if code else {})})
 
 
 def join_link(code: str) -> str:
@@ -120,14 +110,14 @@ def membership_change(trigger, search, typed_code, membership, written):
             if not store.end(_code(membership), membership.get("secret")) and store.view(_code(membership)):
                 return None, "This page was not the class's teacher: the class goes on.", no_update
             return None, "The class has ended.", no_update
-        return None, "You have left the class.", with_class(search or "", None)
+        return None, "You have left the class.", with_param(search or "", "class", None)
     if trigger == FOLLOW:
         if role(membership) != "student":
             raise PreventUpdate
         return {**membership, "following": not membership.get("following")}, "", no_update
     if trigger == JOIN and role(membership) == "teacher":
         return no_update, "End your class before joining another one.", no_update
-    code_text = typed_code if trigger == JOIN else query_param(search, "class")
+    code_text = typed_code if trigger == JOIN else query_of(search).get("class")
     if trigger != JOIN and (code_text is None or role(membership) == "teacher"
                             or live_class.normalise_code(code_text) == _code(membership)):
         raise PreventUpdate  # a link without a class, or the class this page is already in
@@ -164,7 +154,7 @@ def poll_class(membership, seen, search, choice):
     store = live_class.store()
     shared = store.view(code)
     if shared is None:
-        gone = with_class(search, None) if isinstance(search, str) and "class=" in search else no_update
+        gone = with_param(search, "class", None) if isinstance(search, str) and "class=" in search else no_update
         return gone, "This class has ended.", None, no_update, None
     seen = seen if isinstance(seen, dict) else {}
     lesson = shared["lesson"]
@@ -178,8 +168,8 @@ def poll_class(membership, seen, search, choice):
     status = f"Class {code} · " + ("following the teacher" if following else f"exploring (the teacher is on {step})")
     new_search = no_update
     if following and shared["search"] and shared["version"] != seen.get("version") \
-            and with_class(shared["search"], code) != search:
-        new_search = with_class(shared["search"], code)
+            and with_param(shared["search"], "class", code) != search:
+        new_search = with_param(shared["search"], "class", code)
     answer = no_update
     if question and shared["revealed"] == lesson and seen.get("revealed") != lesson \
             and lesson_index(search) == lesson:
@@ -234,7 +224,7 @@ def register(app) -> None:
         shown = written if callback_context.triggered_id == layout.URL_WRITTEN else search
         if not isinstance(shown, str) or "view=" not in shown:
             raise PreventUpdate
-        shown = with_class(shown, None)
+        shown = with_param(shown, "class", None)
         ok = live_class.store().publish(_code(current), current.get("secret"), search=shown, lesson=lesson_index(shown))
         return shown if ok else None
 

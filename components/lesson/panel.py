@@ -5,31 +5,15 @@ sliders (the same path a shared link takes)."""
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qs, urlencode
 
-from dash import Input, Output, State, callback_context, dcc, html, no_update
+from dash import Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
 from .. import common, generation, ids, layout, state
 from . import figures, questions, steps, tasks
+from .links import address, lesson_index, with_param
 from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLOSE, HIGHLIGHTED, NEXT, OPEN, PANEL, PROGRESS, QUESTION,
                   QUESTION_BOX, REVEAL, SHOWN, TASK)
-
-
-def lesson_index(search) -> int | None:
-    """The 0-based step in an address-bar query (`lesson=N`, 1-based), or None."""
-    try:
-        value = parse_qs(search.lstrip("?") if isinstance(search, str) else "", max_num_fields=50).get("lesson")
-        index = int(value[0]) - 1 if value and len(value[0]) <= 4 else None
-    except ValueError:
-        return None
-    return index if index is not None and 0 <= index < len(steps.STEPS) else None
-
-
-def without_lesson(search) -> str:
-    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "", max_num_fields=50)
-    query.pop("lesson", None)
-    return "?" + urlencode({k: v[0] for k, v in query.items()})
 
 
 @state.views_cache.memoize()
@@ -100,17 +84,6 @@ def reveal_children(question: dict, choice, counts: list[int] | None = None) -> 
     return children
 
 
-def address(search, pathname) -> tuple:
-    """A new address-bar query, and the href to go with it: dcc.Location pushes its stale href prop instead of
-    a new search when its href has changed since the page loaded (the page's own link writer replaces the
-    address), so both are set together."""
-    if search is no_update:
-        return no_update, no_update
-    base = pathname if isinstance(pathname, str) and pathname.startswith("/") and not pathname.startswith("//") \
-        else "/"
-    return search, base + search
-
-
 def locked_options(question: dict) -> list[dict]:
     """The choices, no longer changeable (after a reveal, or once a class answer is in)."""
     return [{"label": c, "value": i, "disabled": True} for i, c in enumerate(question["choices"])]
@@ -124,7 +97,7 @@ def step_address(trigger, search, ready):
     n_layer = state.model.get().config.n_layer
     index = lesson_index(search)
     if trigger == CLOSE:
-        return without_lesson(search)
+        return with_param(search, "lesson", None)
     if trigger in (OPEN, BACK, NEXT):
         if index is None:
             index = 0
