@@ -13,7 +13,7 @@ import sys
 
 from dash import Dash, set_props
 
-from components import ids, layout, state
+from components import ids, layout, lesson, state
 from components.shared_state import SharedStateError
 from components.views import VIEWS
 
@@ -38,6 +38,7 @@ def create_app(runtime=None) -> Dash:
     state.views_cache.init_app(app.server, config=state.cache_config())
     app.layout = layout.page
     layout.register(app)
+    lesson.register(app)
     for _, _, module in VIEWS:
         module.register(app)
     if runtime is not None:

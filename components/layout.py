@@ -82,6 +82,7 @@ def controls() -> html.Div:
 
 
 def page() -> html.Div:
+    from .lesson import section as lesson_section  # the lesson reads this module's ids: imported once it exists
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.SEQUENCE),
@@ -110,6 +111,7 @@ def page() -> html.Div:
             ], className="prompt-row"),
             html.Div(id=WORKING, className="working", role="status"),
         ], className="topbar"),
+        lesson_section(),
         html.Div([html.Span("Examples:", className="examples-label")] + [
             html.Button(text, id={"type": "example", "index": i}, className="example-chip", n_clicks=0)
             for i, text in enumerate(EXAMPLES)], id=ids.EXAMPLES, className="examples more-item"),
@@ -295,6 +297,8 @@ def register(app) -> None:
             const q = new URLSearchParams({temperature, top_k, top_p,
                                            seed: seed === null || seed === undefined ? 0 : seed,
                                            top_n, block, head, view});
+            const here = new URLSearchParams(window.location.search);  // the lesson's step and a student's class
+            for (const key of ["lesson", "class"]) { if (here.has(key)) { q.set(key, here.get(key)); } }
             const withPrompt = new URLSearchParams({prompt: sequence.prompt, ...Object.fromEntries(q)});
             const search = "?" + (withPrompt.toString().length <= 3000 ? withPrompt : q).toString();
             if (window.location.search !== search) { window.history.replaceState(null, "", search); }

@@ -239,7 +239,16 @@ def main() -> None:
                         help="seconds of the same class before memory is first measured (caches fill up)")
     parser.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
                         help="seconds a student waits between clicks (uniform)")
+    parser.add_argument("--class", dest="class_scenario", action="store_true",
+                        help="the class scenario instead: one teacher moves through the lesson, the students follow "
+                             "and answer (scripts/loadtest_class.py)")
     args = parser.parse_args()
+    if args.class_scenario:
+        from loadtest_class import report, run_class
+        result = run_class(args.users, args.seconds, args.model, args.workers, args.threads)
+        print(report(result))
+        print(json.dumps(result))
+        return
     report = run(args.users, args.seconds, args.model, args.workers, args.threads, args.max_requests,
                  tuple(args.think), args.warmup)
     print(f"{report['users']} users for {report['seconds']:.0f} s (a click every {args.think[0]:g}–{args.think[1]:g} s "
