@@ -73,16 +73,24 @@ def test_live_generation_in_two_pages(dash_duo, full_model):
     assert stopped_text(dash_duo) == ""
     wait_until(dash_duo, lambda: "Stopped after 25 tokens" in stopped_text(dash_duo), timeout=120,
                message="page 2's run ends")
-    assert 2 in batch_sizes(chip_titles(dash_duo)), batch_sizes(chip_titles(dash_duo))
-    bars = script(dash_duo, "const g = document.querySelector('#%s .js-plotly-plot');"
-                            "return Array.from(g._fullData[0].customdata);" % generation.STEPS_FIGURE)
-    assert len(bars) == 25 and 2 in bars  # the figure: each step's time with the batch it was measured in
+    # The engine waits while the test looks and acts (it cannot start a forward pass without the model's lock;
+    # the page's callbacks here need none), so page 1's run cannot end meanwhile however fast the machine.
+    full_model.lock.acquire()
+    try:
+        assert 2 in batch_sizes(chip_titles(dash_duo)), batch_sizes(chip_titles(dash_duo))
+        bars = script(dash_duo, "const g = document.querySelector('#%s .js-plotly-plot');"
+                                "return Array.from(g._fullData[0].customdata);" % generation.STEPS_FIGURE)
+        assert len(bars) == 25 and 2 in bars  # the figure: each step's time with the batch it was measured in
 
-    # Back on page 1, still running: the temperature goes down mid-run, and the following steps are drawn from
-    # the sharper distribution (their probabilities, not only their labels).
-    driver.switch_to.window(first)
-    assert stopped_text(dash_duo) == "", "page 1's run should still be going"
-    dash_duo.find_element("#temperature [role=slider]").send_keys(*[Keys.ARROW_LEFT] * 18)  # 1.0 -> 0.1
+        # Back on page 1, still running: the temperature goes down mid-run, and the following steps are drawn from
+        # the sharper distribution (their probabilities, not only their labels).
+        driver.switch_to.window(first)
+        assert stopped_text(dash_duo) == "", "page 1's run should still be going"
+        dash_duo.find_element("#temperature [role=slider]").send_keys(*[Keys.ARROW_LEFT] * 18)  # 1.0 -> 0.1
+        wait_until(dash_duo, lambda: "→ 0.1 from the next step" in dash_duo.find_element(f"#{generation.LIVE_NOTE}").text,
+                   timeout=30, message="the run took the new temperature")
+    finally:  # never leave the engine frozen for the tests after this one
+        full_model.lock.release()
     wait_until(dash_duo, lambda: (script(dash_duo, AFTER_LAST_MARK) or [""])[0] == "T 0.1", timeout=60,
                message="a marker where the temperature became 0.1")
     mark, title = script(dash_duo, AFTER_LAST_MARK)
@@ -91,7 +99,10 @@ def test_live_generation_in_two_pages(dash_duo, full_model):
 
     # Stop: the run ends within a step of the click.
     wait_until(dash_duo, lambda: len(chip_titles(dash_duo)) >= k + 2, timeout=60, message="steps after the change")
-    dash_duo.find_element(f"#{generation.STOP_RUN}").click()
+    with full_model.lock:
+        assert stopped_text(dash_duo) == "", "page 1's run should still be going"
+        dash_duo.find_element(f"#{generation.STOP_RUN}").click()
+        dash_duo.wait_for_text_to_equal(f"#{generation.LIVE_NOTE}", "Stopping…", timeout=30)
     wait_until(dash_duo, lambda: "stopped by the user" in stopped_text(dash_duo), timeout=30, message="stopped")
     n = int(re.search(r"Stopped after (\d+) token", stopped_text(dash_duo)).group(1))
     assert k < n < 100 and len(chip_titles(dash_duo)) == n
