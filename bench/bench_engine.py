@@ -16,7 +16,6 @@ bests. Torch runs with its default thread count, as in bench_runtime (printed in
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_runtime import hf_decode_tok_s, hf_reference  # noqa: E402
+from bench.bench_runtime import arguments, hf_decode_tok_s, hf_reference  # noqa: E402
 from bench.models import model_source  # noqa: E402
 from model_runtime import load_gpt2  # noqa: E402
 from model_runtime.engine import Engine  # noqa: E402
@@ -124,15 +123,7 @@ def run(source: str, device: str, new_tokens: int = 32, repeat: int = 3) -> dict
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="hub id or path; default: full-size random GPT-2")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="fewer tokens and repeats (smoke test)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.new_tokens, args.repeat = 8, 1
+    args = arguments(argv, __doc__.splitlines()[0], new_tokens=32, repeat=3, quick=(8, 1))
     source, _folder = model_source(args.model)
     print(json.dumps(run(source, args.device, args.new_tokens, args.repeat)))
 

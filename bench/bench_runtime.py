@@ -86,16 +86,18 @@ def bf16_error(model_source, ids) -> dict:
             "top1_agreement": float((f32.argmax(-1) == bf16.argmax(-1)).float().mean())}
 
 
-def arguments(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(argv=None, description: str = __doc__.splitlines()[0], new_tokens: int = 128, repeat: int = 10,
+              quick: tuple[int, int] = (16, 2)):
+    """The options every decode benchmark takes (its own defaults, and what --quick uses)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default=None, help="hub id or path; default: full-size random GPT-2")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--new-tokens", type=int, default=new_tokens)
+    parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--quick", action="store_true", help="fewer tokens and repeats (smoke test)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.new_tokens, args.repeat = 16, 2
+        args.new_tokens, args.repeat = quick
     return args
 
 

@@ -103,3 +103,13 @@ def redis_url(tmp_path_factory):
         client.close()
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run several times faster on one thread than on two busy ones, and two shared cores must
+    leave room for Chromium: tests that want that ask for this fixture."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

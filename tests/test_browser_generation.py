@@ -47,8 +47,7 @@ return chip ? [items[marks[marks.length - 1]].textContent, chip.title] : null;
 """ % generation.TOKENS
 
 
-def test_live_generation_in_two_pages(dash_duo, full_model):
-    torch.set_num_threads(1)  # Chromium needs the other core
+def test_live_generation_in_two_pages(dash_duo, full_model, one_torch_thread):
     open_page(dash_duo, full_model, view="generation", seed=1, temperature=1, top_k=0, top_p=1)
     driver = dash_duo.driver
     dash_duo.wait_for_contains_text("#pipeline", "6 tokens", timeout=60)

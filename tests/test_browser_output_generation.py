@@ -2,7 +2,6 @@
 sliders change the chart without errors, a seeded generation shows exactly the runtime's tokens, and clicking a
 generated token moves every view to that step. Run: python -m pytest tests/test_browser_output_generation.py --headless"""
 import pytest
-import torch
 from selenium.webdriver.common.keys import Keys
 
 from components import generation, output
@@ -11,6 +10,7 @@ from model_runtime.sampling import SamplingParams, sampling_record
 from tests.browser import open_page, open_tab, script, wait_until
 
 PROMPT = EXAMPLES[0]  # what the page runs on load
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FIGURE_DATA = """
 const g = document.querySelector('#%s .js-plotly-plot');
@@ -101,11 +101,3 @@ def test_generate_reveal_and_choose_a_step(dash_duo, tiny_model):
     dash_duo.wait_for_contains_text("#pipeline", f"{len(prompt_ids)} tokens")
     assert console_errors(dash_duo) == []
 
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Two shared CPU cores: keep torch from spreading one tiny model over both while Chromium runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
