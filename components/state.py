@@ -185,7 +185,9 @@ class EngineHolder:
                 raise EngineUnavailable(f"INSIDE_GPT2_ENGINE must be unset, unix:PATH or ray:ADDRESS, not {address[:40]!r}")
         runtime = model.get()
         with self._lock:
-            if self._board is None or self._board.engine.runtime is not runtime:  # a model set by a test
+            # A new engine for a model set by a test, or when the last one has stopped (closed, or its scheduler
+            # died): a page must never submit to an engine that will not run it.
+            if self._board is None or self._board.engine.runtime is not runtime or not self._board.engine.alive:
                 if self._board is not None:
                     self._board.engine.close()
                 engine = Engine(runtime, max_seconds=self.MAX_SECONDS)

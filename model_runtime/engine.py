@@ -248,7 +248,7 @@ class Engine:
             raise ValueError(f"this run needs {job.max_len:,} cached positions; this engine holds at most "
                              f"{self.max_cached_tokens:,} (ask for fewer tokens or a shorter prompt)")
         with self._wake:
-            if self._closed:
+            if not self.alive:
                 raise EngineFull("the engine has shut down")
             reason = job._cannot_start()
             if reason:
@@ -275,6 +275,11 @@ class Engine:
                 "tokens_per_s": sum(n for _, n in recent) / max(now - recent[0][0], 1e-3) if len(recent) > 1 else 0.0,
                 **c, "device": str(self.runtime.device),
             }
+
+    @property
+    def alive(self) -> bool:
+        """The scheduler is running and takes jobs."""
+        return not self._closed and self._thread.is_alive()
 
     def close(self) -> None:
         """Stop the scheduler; every job still waiting or running ends as cancelled."""
@@ -306,6 +311,13 @@ class Engine:
         return (len(members) + 1) * longest <= self.max_cached_tokens
 
     def _loop(self) -> None:
+        try:
+            self._schedule()
+        except BaseException:  # noqa: BLE001 - the scheduler must not vanish silently: `alive` turns False, and
+            logging.getLogger(__name__).exception("the engine's scheduler stopped")  # holders start a new one
+            raise
+
+    def _schedule(self) -> None:
         with torch.inference_mode():
             while True:
                 with self._wake:

@@ -460,3 +460,11 @@ def test_player_and_reveal_scripts_name_real_ids():
         assert f'"{name}"' in generation.PLAYER_JS
     assert '"display": "none"' in generation.REVEAL_JS and f'"{generation.TEXT}"' in generation.REVEAL_JS
     assert generation.MAX_NEW_TOKENS == 100
+
+
+def test_a_stopped_engine_is_replaced(model, sequence):
+    """An engine that has stopped (closed, or its scheduler gone) is never handed a run: a new one starts."""
+    board = state.engine.get()
+    board.engine.close()
+    record, message, _ = run_generate(sequence, n=3)
+    assert message == "" and len(record["new_ids"]) == 3 and state.engine.get() is not board
