@@ -197,3 +197,25 @@ def test_join_link_uses_a_configured_public_address(client, n_layer, monkeypatch
     teacher = start(client, n_layer)
     text = str(client.call(f"{L.INFO}.children", {f"{L.CLASS}.data": teacher}).body)
     assert f"https://gpt2.school.example/?class={teacher['code']}" in text and "localhost as" not in text
+
+
+def test_a_reveal_missed_while_exploring_shows_after_following_again(client, n_layer):
+    teacher = start(client, n_layer)
+    code = teacher["code"]
+    student = join(client, code)
+    search = steps.query(WORDS_IN_PIECES, n_layer) + f"&class={code}"
+    seen = poll(client, student).value(L.SEEN, "data")
+    exploring = membership(client, L.FOLLOW, current=student).value(L.CLASS, "data")
+    elsewhere = steps.query(WORDS_IN_PIECES + 3, n_layer) + f"&class={code}"
+    assert "lesson-class-figure" in str(reveal(client, teacher, steps.query(WORDS_IN_PIECES, n_layer)).body)
+    missed = poll(client, exploring, seen, elsewhere)
+    assert missed.value(ids.URL, "search") is None and not missed.value(L.ANSWER, "children")
+    seen = missed.value(L.SEEN, "data")
+
+    back = membership(client, L.FOLLOW, current=exploring).value(L.CLASS, "data")
+    followed = poll(client, back, seen, elsewhere)
+    assert followed.value(ids.URL, "search") == search
+    shown = poll(client, back, followed.value(L.SEEN, "data"), search)
+    assert "model" in str(shown.value(L.ANSWER, "children"))
+    again = poll(client, back, shown.value(L.SEEN, "data"), search)  # shown once, not redrawn every second
+    assert again.status == 204 or again.value(L.ANSWER, "children") is None

@@ -170,13 +170,17 @@ def poll_class(membership, seen, search, choice):
     if following and shared["search"] and shared["version"] != seen.get("version") \
             and with_param(shared["search"], "class", code) != search:
         new_search = with_param(shared["search"], "class", code)
+    # The reveal this page has shown; a page that is elsewhere (exploring, or just told to follow) has shown none,
+    # so it shows the teacher's reveal once it is back on the revealed step.
+    shown = seen.get("revealed") if lesson_index(search) == lesson and new_search is no_update else None
     answer = no_update
-    if question and shared["revealed"] == lesson and seen.get("revealed") != lesson \
-            and lesson_index(search) == lesson:
+    if question and shared["revealed"] == lesson and shown != lesson and lesson_index(search) == lesson \
+            and new_search is no_update:
         answer = reveal_children(question, choice, store.counts(code, lesson)[:len(question["choices"])])
+        shown = lesson
     # Exploring pages keep the version they last followed, so following again applies the teacher's state at once.
     applied = shared["version"] if following else seen.get("version")
-    return new_search, status, {"version": applied, "revealed": shared["revealed"]}, answer, no_update
+    return new_search, status, {"version": applied, "revealed": shown}, answer, no_update
 
 
 def register(app) -> None:
