@@ -30,7 +30,7 @@ IDLE_S = 3 * 3600          # a class nobody moved for this long is gone
 MAX_ANSWERS = 1000         # per question: a page forging fresh ids cannot grow a count without bound
 MAX_SEARCH = 4000          # the teacher's page state is an address-bar query; longer is refused
 MAX_CHOICES = 8
-MAX_CLASSES = 500          # live classes on one machine's files: a page starting classes in a loop stops here
+MAX_CLASSES = 500          # live classes at once: a page starting classes in a loop stops here
 
 
 def normalise_code(code) -> str | None:
@@ -61,6 +61,10 @@ def _valid_voter(salt: str, voter) -> bool:
 
 class ClassesFull(RuntimeError):
     """No new class now; the message says why."""
+
+    def __init__(self):
+        super().__init__(f"{MAX_CLASSES} classes are running on this server; end one, or wait for an idle one to "
+                         f"expire.")
 
 
 class ClassStore:
@@ -177,8 +181,7 @@ class FileClassStore(ClassStore):
 
     def _insert(self, code, record) -> bool:
         if self._sweep() >= MAX_CLASSES:
-            raise ClassesFull(f"{MAX_CLASSES} classes are running on this server; end one, or wait for an idle "
-                              f"one to expire.")
+            raise ClassesFull()
         with self._locked(code) as path:
             if path.exists():
                 return False
@@ -256,15 +259,30 @@ return 'counted'
 """
 
 
+# KEYS: class record, index of live classes (code -> last teacher action); ARGV: record, ttl, now, max, code.
+# Counting the live classes and adding one is a single step, so concurrent starts cannot pass the cap together.
+_INSERT_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return 'full' end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 'taken' end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 'added'
+"""
+
+
 class RedisClassStore(ClassStore):
     """The record as JSON under class:CODE, answers as a set of page ids and a hash of counts per question; every
-    key expires IDLE_S after the teacher's last action."""
+    key expires IDLE_S after the teacher's last action. A sorted set indexes the live classes for the cap."""
+
+    INDEX = "inside-gpt2:classes"
 
     def __init__(self, url: str):
         import redis
         self._watch_error = redis.WatchError
         self.redis = redis_client(url)
         self._count_script = self.redis.register_script(_COUNT_SCRIPT)
+        self._insert_script = self.redis.register_script(_INSERT_SCRIPT)
 
     @staticmethod
     def _key(code, *parts) -> str | None:
@@ -277,7 +295,12 @@ class RedisClassStore(ClassStore):
         return json.loads(raw) if raw else None
 
     def _insert(self, code, record) -> bool:
-        return bool(self.redis.set(self._key(code), json.dumps(record), nx=True, ex=IDLE_S))
+        result = self._insert_script(keys=[self._key(code), self.INDEX],
+                                     args=[json.dumps(record), IDLE_S, time.time(), MAX_CLASSES, code])
+        result = result.decode() if isinstance(result, bytes) else result
+        if result == "full":
+            raise ClassesFull()
+        return result == "added"
 
     def _update(self, code, secret, changes) -> bool:
         key = self._key(code)
@@ -296,6 +319,8 @@ class RedisClassStore(ClassStore):
                     record.update(changes, version=record["version"] + 1, touched=time.time())
                     pipe.multi()
                     pipe.set(key, json.dumps(record), ex=IDLE_S)
+                    pipe.zadd(self.INDEX, {normalise_code(code): record["touched"]})
+                    pipe.expire(self.INDEX, IDLE_S)
                     pipe.execute()
                     return True
                 except self._watch_error:
@@ -321,6 +346,7 @@ class RedisClassStore(ClassStore):
             return False
         keys = [self._key(code)] + list(self.redis.scan_iter(match=self._key(code, "*"), count=100))
         self.redis.delete(*keys)
+        self.redis.zrem(self.INDEX, normalise_code(code))
         return True
 
 

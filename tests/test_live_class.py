@@ -91,3 +91,20 @@ def test_end_and_idle_expiry(store, monkeypatch):
     else:   # every key of the class expires IDLE_S after the teacher's last action
         keys = list(store.redis.scan_iter(match=f"*{code}*"))
         assert len(keys) == 3 and all(0 < store.redis.ttl(k) <= live_class.IDLE_S for k in keys)
+
+
+def test_classes_are_capped_and_an_ended_class_frees_its_place(store, monkeypatch):
+    monkeypatch.setattr(live_class, "MAX_CLASSES", 3)
+    if isinstance(store, RedisClassStore):
+        monkeypatch.setattr(store, "INDEX", f"inside-gpt2:test-index:{time.time()}")
+    started = [store.create() for _ in range(3)]
+    with pytest.raises(live_class.ClassesFull, match="3 classes are running"):
+        store.create()
+    assert store.end(*started[0])
+    code, secret = store.create()
+    assert store.view(code) is not None
+    with pytest.raises(live_class.ClassesFull):
+        store.create()
+    # Idle classes give their places back (on Redis their keys have expired by then).
+    monkeypatch.setattr(time, "time", lambda real=time.time: real() + live_class.IDLE_S + 1)
+    assert store.view(store.create()[0]) is not None
