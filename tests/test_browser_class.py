@@ -8,7 +8,7 @@ from selenium.webdriver.common.keys import Keys
 from components import live_class
 from components.lesson import ids as L
 from components.lesson import steps
-from tests.browser import open_page, wait_until
+from tests.browser import open_page, set_screen, wait_until
 
 
 @pytest.fixture
@@ -91,3 +91,29 @@ def test_teacher_and_student(dash_duo, second_browser, tiny_model, class_store):
     wait_until(student, lambda: f"Step 5 of {total}" in step_of(student), message="following again")
     assert "view=attention" in student.driver.current_url
     assert teacher.get_logs() == [] and student.get_logs() == []
+
+
+def test_a_student_on_a_scrolled_phone_can_still_explore_and_follow(dash_duo, tiny_model, class_store):
+    """The lesson panel stays in view as a phone scrolls to a figure, and never covers the class's buttons."""
+    code, secret = live_class.store().create()
+    step = 4
+    search = steps.query(step, tiny_model.config.n_layer)
+    live_class.store().publish(code, secret, search=search, lesson=step)
+    set_screen(dash_duo.driver, 390, 844, mobile=True)
+    open_page(dash_duo, tiny_model, **{"class": code})
+    wait_until(dash_duo, lambda: f"Step {step + 1} of" in step_of(dash_duo), message="the student follows")
+    follow = dash_duo.find_element(f"#{L.FOLLOW}")
+    wait_until(dash_duo, lambda: follow.is_displayed())
+    for _ in range(3):   # scrolled, then scrolled further to the figures below
+        dash_duo.driver.execute_script("window.scrollBy(0, 700)")
+        on_top = dash_duo.driver.execute_script("""
+            const button = arguments[0], panel = arguments[1], box = button.getBoundingClientRect();
+            const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+            return [box.top >= 0 && box.bottom <= window.innerHeight && button.contains(hit),
+                    panel.getBoundingClientRect().top >= 0 && panel.getBoundingClientRect().top < 200];
+        """, follow, dash_duo.find_element(f"#{L.PANEL}"))
+        assert on_top == [True, True], "the Explore button is in view and not covered; the panel stays near the top"
+    follow.click()   # a real tap, where the student sees the button
+    wait_until(dash_duo, lambda: "Follow the teacher" in follow.text, message="exploring")
+    follow.click()
+    wait_until(dash_duo, lambda: "Explore on my own" in follow.text, message="following again")

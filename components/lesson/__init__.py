@@ -7,9 +7,12 @@ from . import classroom, panel
 
 
 def section() -> html.Div:
-    """The page's one entry point: the Lesson button and class controls, the lesson panel, the class's bar."""
+    """The page's one entry point: the Lesson button and class controls; the class's bar and the lesson panel,
+    which stay in view together while the page scrolls (so the panel never covers Explore / Follow); the class's
+    code and QR code."""
     return html.Div([html.Div([panel.open_button(), classroom.controls()], className="lesson-bar"),
-                     panel.section(), classroom.section()], className="lesson")
+                     html.Div([classroom.bar(), panel.section()], className="lesson-sticky"),
+                     classroom.section()], className="lesson")
 
 
 def register(app) -> None:

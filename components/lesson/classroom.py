@@ -64,14 +64,18 @@ def controls() -> html.Div:
     ], className="class-controls")
 
 
+def bar() -> html.Div:
+    """The class's status and its Explore / Follow and End buttons (kept in view with the lesson panel)."""
+    return html.Div([html.Span(id=STATUS, className="class-status", role="status"),
+                     html.Button("Explore on my own", id=FOLLOW, n_clicks=0, hidden=True, className="class-follow"),
+                     html.Button("End the class", id=END, n_clicks=0, hidden=True, className="class-end")],
+                    className="class-bar")
+
+
 def section() -> html.Div:
-    """The class's code, link and QR code (teacher), status and buttons, and the class's stores."""
+    """The class's code, link and QR code (teacher), its messages, and the class's stores."""
     return html.Div([
         html.Div(id=INFO, className="class-info"),
-        html.Div([html.Span(id=STATUS, className="class-status", role="status"),
-                  html.Button("Explore on my own", id=FOLLOW, n_clicks=0, hidden=True, className="class-follow"),
-                  html.Button("End the class", id=END, n_clicks=0, hidden=True, className="class-end")],
-                 className="class-bar"),
         html.Div(id=MESSAGE, className="class-message", role="alert"),
         dcc.Store(id=CLASS, storage_type="session"),
         dcc.Store(id=SEEN),
