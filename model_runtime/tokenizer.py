@@ -8,6 +8,11 @@ token's bytes, in this order:
   joiner, right-to-left marks, ...), line/paragraph separators and spaces other than U+0020 as "\\u200d", "\\xa0",
   "\\U000e0067" (the shortest of \\xNN, \\uNNNN, \\UNNNNNNNN that fits); so is a real U+FFFD in the text (GPT-2 has
   tokens for it, from mangled training data), as "\\ufffd", so that "�" never appears in a display form;
+- a combining mark that begins a token (GPT-2 has tokens that are a lone Arabic or Hebrew vowel sign, or a
+  combining stroke) has no letter to sit on and would draw on the previous label or as a missing-glyph box: it is
+  shown on a dotted circle, "◌َ", as type books show marks; a variation selector there (U+FE0F, id 37929) is
+  invisible on its own and is escaped, "\\ufe0f"; characters with no glyph anywhere (private use, unassigned)
+  are escaped too;
 - bytes that do not form a complete UTF-8 character within the token (a token may hold the first two bytes of an
   emoji) are shown one by one as "<0xF0><0x9F>" (upper-case hex), never as the replacement character U+FFFD;
 - everything else as is; "<|endoftext|>" (id 50256) therefore reads "<|endoftext|>".
@@ -35,7 +40,13 @@ except ImportError:  # GPT-2's original: contractions, letters, digits, other sy
     GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
-ESCAPED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Zs"}  # Zs minus " ", which is in VISIBLE
+ESCAPED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Zl", "Zp", "Zs"}  # Zs minus " ", which is in VISIBLE
+MARK_CATEGORIES = {"Mn", "Me"}
+DOTTED_CIRCLE = "◌"
+
+
+def _variation_selector(char: str) -> bool:
+    return 0xFE00 <= ord(char) <= 0xFE0F or 0xE0100 <= ord(char) <= 0xE01EF
 
 
 @dataclass(frozen=True)
@@ -66,8 +77,11 @@ def display_text(data: bytes) -> str:
             continue
         if char in VISIBLE:
             out.append(VISIBLE[char])
-        elif char == "\ufffd" or unicodedata.category(char) in ESCAPED_CATEGORIES:
+        elif char == "\ufffd" or unicodedata.category(char) in ESCAPED_CATEGORIES \
+                or (not out and _variation_selector(char)):
             out.append(_escape(char))
+        elif not out and unicodedata.category(char) in MARK_CATEGORIES:
+            out.append(DOTTED_CIRCLE + char)
         else:
             out.append(char)
         i += size

@@ -2,10 +2,12 @@
 plus round trips and the display form. Offline and fast."""
 import random
 
+import unicodedata
+
 import pytest
 import transformers
 
-from model_runtime.tokenizer import EOT_ID, RANKS_FILE, GPT2Tokenizer, Token, get_tokenizer
+from model_runtime.tokenizer import EOT_ID, RANKS_FILE, GPT2Tokenizer, Token, display_text, get_tokenizer
 from tests.tokenizer_reference import OpenAIEncoder, write_gpt2_files
 
 EOT = "<|endoftext|>"
@@ -184,6 +186,17 @@ def test_display_never_shows_replacement_character(tok):
     for text in texts:
         for t in tok.tokens(tok.encode(text)):
             assert "\ufffd" not in t.text, (text, t)
+
+
+def test_no_display_form_draws_a_missing_glyph_box(tok):
+    """A lone combining mark sits on a dotted circle; an invisible selector, private-use or unassigned character is
+    escaped (the logit lens once drew a missing-glyph box for such a token)."""
+    assert [tok.token(i).text for i in (24333, 37929, 48869)] == ["◌\u064e", "\\ufe0f", "◌\u0336"]
+    assert display_text("\ue000x".encode()) == "\\ue000x"  # private use (no GPT-2 token holds one whole)
+    for i in range(tok.vocab_size):
+        text = tok.token(i).text
+        assert unicodedata.category(text[0]) not in ("Mn", "Me"), i
+        assert not any(unicodedata.category(c) in ("Co", "Cn", "Cs") for c in text), i
 
 
 def test_whole_vocabulary(tok):
