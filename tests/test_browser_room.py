@@ -25,6 +25,21 @@ Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call
 box.dispatchEvent(new Event('input', {bubbles: true}));
 """
 VIEW_HEIGHT = "return Array.from(document.querySelectorAll('.view')).find((v) => v.offsetParent).offsetHeight"
+# Where a thumb taps the open view's main figure: its top-left margin (the toolbar shows on any touch of the
+# figure; a tap on the cells would open another head or tab).
+PLOT_CORNER = """
+const main = Array.from(document.querySelectorAll('.main-figure')).find((e) => e.offsetParent !== null);
+const plot = main && main.querySelector('.js-plotly-plot');
+if (!plot) { return null; }
+plot.scrollIntoView({block: 'center'});
+const r = plot.getBoundingClientRect();
+return {x: r.left + 4, y: r.top + 4};
+"""
+TOOLBAR_SHOWN = """
+const main = Array.from(document.querySelectorAll('.main-figure')).find((e) => e.offsetParent !== null);
+const bar = main && main.querySelector('.modebar');
+return !!bar && Number(getComputedStyle(bar).opacity) > 0.5;
+"""
 
 
 def shown(dash_duo, selector):
@@ -36,6 +51,12 @@ def open_and_draw(dash_duo, label, timeout=60):
     time.sleep(0.3)
     wait_until(dash_duo, lambda: script(dash_duo, PAGE_DRAWN), timeout=timeout, message=f"{label} drawn")
     time.sleep(0.3)  # a refit after a size or mode change waits 150 ms
+
+
+def tap(driver, x, y):
+    """A finger's tap (touch events, as a phone sends them), not a mouse click."""
+    for kind, points in (("touchStart", [{"x": x, "y": y}]), ("touchEnd", [])):
+        driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
 
 
 def test_every_tab_at_every_size(dash_duo, full_model):
@@ -55,6 +76,13 @@ def test_every_tab_at_every_size(dash_duo, full_model):
         for value, label, _ in VIEWS:
             open_and_draw(dash_duo, label)
             where = f"{size} {value}"
+            corner = script(dash_duo, PLOT_CORNER) if mobile else None
+            if corner:  # a tap on a phone chart opens its toolbar: it must not cover the title (checked below)
+                tap(dash_duo.driver, corner["x"], corner["y"])
+                time.sleep(0.4)  # the toolbar fades in
+                if not script(dash_duo, TOOLBAR_SHOWN):
+                    problems.append(f"{where}: a tap did not show the chart's toolbar")
+                script(dash_duo, "window.scrollTo(0, 0)")
             problems += [f"{where}: {p}" for p in script(dash_duo, TEXT_OVERLAPS)]
             if script(dash_duo, SIDEWAYS) > 0:
                 problems.append(f"{where}: the page scrolls sideways")
