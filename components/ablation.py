@@ -114,7 +114,7 @@ def register(app) -> None:
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("ablation-picker", "clickData"),
                   Input("ablation-block", "n_clicks"), Input("ablation-clear", "n_clicks"),
                   State("ablation-heads", "data"), State(ids.BLOCK, "value"))
-    def show_ablation(sequence, view, click, _, __, heads, block):
+    def show_ablation(sequence, view, click, _unused, __, heads, block):
         if view != "ablation" or not sequence:
             raise PreventUpdate
         runtime = state.model.get()

@@ -487,7 +487,7 @@ def register(app) -> None:
             query, key = int(round(float(point["y"]))), int(round(float(point["x"])))
         except (TypeError, KeyError, ValueError, IndexError, OverflowError):
             raise PreventUpdate from None
-        q0, k0, _ = window_starts(T, query - WINDOW // 2, key - WINDOW // 2)
+        q0, k0, _unused = window_starts(T, query - WINDOW // 2, key - WINDOW // 2)
         return q0, k0
 
     @app.callback(Output("attention-headview", "figure"),

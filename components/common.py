@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from .i18n import _, number
+
 FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 # Diverging scale for signed values (activations, embeddings), sequential for probabilities.
 DIVERGING = "RdBu_r"
@@ -50,7 +52,10 @@ def token_window(n_tokens: int, position: int, size: int = WINDOW_ROWS) -> tuple
 
 def window_note(start: int, stop: int, n_tokens: int) -> str:
     """" (positions 896–1,023 of 1,024 tokens)" when a chart shows a window, else ""."""
-    return f" (positions {start:,}–{stop - 1:,} of {n_tokens:,} tokens)" if stop - start < n_tokens else ""
+    if stop - start == n_tokens:
+        return ""
+    return " " + _("(positions {start}–{last} of {n} tokens)").format(
+        start=number(start), last=number(stop - 1), n=number(n_tokens))
 
 
 def rows_height(n_rows: int, row_px: int, extra: int, minimum: int) -> int:

@@ -44,7 +44,7 @@ def head_statistics(pattern: np.ndarray) -> dict[str, np.ndarray]:
     - distance: Σ_j A_ij (i - j), how many tokens back the head looks on average (0 for row 0).
     """
     p = np.asarray(pattern, dtype=np.float32)
-    H, T, _ = p.shape
+    H, T, _unused = p.shape
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1)), 0)
     entropy = -plogp.sum(-1, dtype=np.float64).mean(-1)

@@ -72,7 +72,7 @@ class ClassStore:
         secret = secrets.token_urlsafe(24)
         record = {"secret": _digest(secret), "salt": secrets.token_hex(16), "search": "", "lesson": None,
                   "revealed": None, "version": 0, "touched": time.time()}
-        for _ in range(20):
+        for _unused in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
             if self._insert(code, record):
                 return code, secret
@@ -284,7 +284,7 @@ class RedisClassStore(ClassStore):
         if key is None:
             return False
         with self.redis.pipeline() as pipe:  # optimistic: retried if another teacher request wrote meanwhile
-            for _ in range(10):
+            for _unused in range(10):
                 try:
                     pipe.watch(key)
                     raw = pipe.get(key)

@@ -18,6 +18,7 @@ from flask import has_app_context
 from flask_caching import Cache
 from plotly.basedatatypes import BaseFigure
 
+from components import i18n
 from components.shared_state import cache_config  # noqa: F401 (the views cache's settings, for app.py)
 from model_runtime import GPT2Runtime, Trace, load_gpt2
 from model_runtime.engine import Engine
@@ -206,13 +207,14 @@ views_cache = Cache()
 
 def memoized(callback):
     """Cache a view callback's result by its arguments and the loaded model (its weights' origin), so any
-    worker answers a repeated request from the cache. Only for callbacks that are pure functions of their
+    worker answers a repeated request from the cache (per language: results hold interface text). Only for callbacks that are pure functions of their
     inputs (not ones that read which input triggered them)."""
     @functools.wraps(callback)
     def wrapper(*args):
         if not model.ready:  # no view before the model: waiting here would hold one of the browser's six
             raise PreventUpdate  # connections, and the loading banner's polls would queue behind them
-        return _memoized_call(callback.__module__ + "." + callback.__qualname__, model_key(), args)
+        return _memoized_call(callback.__module__ + "." + callback.__qualname__, model_key(),
+                              i18n.current_language(), args)
 
     _callbacks[callback.__module__ + "." + callback.__qualname__] = callback
     return wrapper
@@ -222,7 +224,7 @@ _callbacks: dict = {}
 
 
 @views_cache.memoize()
-def _memoized_call(name, _model, args):
+def _memoized_call(name, _model, _language, args):
     return as_plain_data(_callbacks[name](*args))
 
 
@@ -237,10 +239,11 @@ def as_plain_data(result):
 
 
 def _code_version() -> str:
-    """Cached results are only valid for the code that made them."""
+    """Cached results are only valid for the code (and the interface text) that made them."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha1()
-    for path in sorted([*root.glob("components/*.py"), *root.glob("model_runtime/*.py")]):
+    for path in sorted([*root.glob("components/**/*.py"), *root.glob("model_runtime/*.py"),
+                        *root.glob("locale/*/LC_MESSAGES/messages.po")]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -186,7 +186,7 @@ def register(app) -> None:
                   Input(JOIN, "n_clicks"), Input(CODE_INPUT, "n_submit"), Input(ids.URL, "search"),
                   State(CODE_INPUT, "value"), State(CLASS, "data"), State(layout.URL_WRITTEN, "data"),
                   State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
-    def membership(_, __, ___, ____, _____, search, typed_code, current, written, pathname):
+    def membership(_unused, __, ___, ____, _____, search, typed_code, current, written, pathname):
         trigger = callback_context.triggered_id
         if trigger in (START, END, FOLLOW, JOIN, CODE_INPUT) and not callback_context.triggered[0].get("value"):
             raise PreventUpdate  # a button re-rendered, not clicked
@@ -211,7 +211,7 @@ def register(app) -> None:
                   Output(ANSWER, "children", allow_duplicate=True), Output(CLASS, "data", allow_duplicate=True),
                   Input(POLL, "n_intervals"), State(CLASS, "data"), State(SEEN, "data"), State(ids.URL, "search"),
                   State(CHOICE, "value"), State(ids.URL, "pathname"), prevent_initial_call=True)
-    def poll(_, current, seen, search, choice, pathname):
+    def poll(_unused, current, seen, search, choice, pathname):
         new_search, *rest = poll_class(current, seen, search, choice)
         return *address(new_search, pathname), *rest
 

@@ -114,7 +114,7 @@ def register(app) -> None:
                   Input(OPEN, "n_clicks"), Input(BACK, "n_clicks"), Input(NEXT, "n_clicks"),
                   Input(CLOSE, "n_clicks"), Input(ids.URL, "search"), Input(layout.MODEL_READY, "data"),
                   State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
-    def navigate(_, __, ___, ____, search, ready, pathname):
+    def navigate(_unused, __, ___, ____, search, ready, pathname):
         return address(step_address(callback_context.triggered_id, search, ready), pathname)
 
     @app.callback(Output(PANEL, "hidden"), Output(PROGRESS, "children"), Output(BODY, "children"),
@@ -147,7 +147,7 @@ def register(app) -> None:
                   Input(ids.BLOCK, "value"), Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"),
                   Input(ids.TOP_K, "value"), Input(ids.TOP_P, "value"), Input(ids.TOP_N, "value"),
                   Input(generation.STOP_RUN, "disabled"), State(ids.GENERATION, "data"))
-    def task_status(search, sequence, view, block, head, temperature, top_k, top_p, top_n, _, record):
+    def task_status(search, sequence, view, block, head, temperature, top_k, top_p, top_n, _unused, record):
         """The step's task, ticked once the page's state satisfies it (the stop button's switch marks the end
         of a generation, so a run's record is read once, not at every poll)."""
         index = lesson_index(search)

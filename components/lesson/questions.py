@@ -72,7 +72,7 @@ def previous_head(runtime, trace_for, prompt: str) -> dict:
 
 def residual_growth(runtime, trace_for, prompt: str) -> dict:
     trace = trace_for(runtime.tokenizer.encode(prompt))
-    _, norms = stream_norms(trace)
+    _unused, norms = stream_norms(trace)
     ratio = float(norms[-1, -1] / norms[0, -1])
     choices = ["it shrinks", "about the same (×0.8 to ×1.25)", "it grows up to 4×", "it grows more than 4×"]
     answer = _bin(ratio, [0.8, 1.25, 4.0])
@@ -88,7 +88,7 @@ def lens_first_block(runtime, trace_for, prompt: str) -> dict:
     trace = trace_for(runtime.tokenizer.encode(prompt))
     labels, resid = lens_stack(trace, start=trace.logits.shape[0] - 1)
     ln, cpu = runtime.model.ln_f, {"device": "cpu", "dtype": torch.float32}
-    top, _ = logit_lens(resid, ln.weight.to(**cpu), ln.bias.to(**cpu), ln.eps, runtime.model.wte.weight.to(**cpu), k=1)
+    top, _unused = logit_lens(resid, ln.weight.to(**cpu), ln.bias.to(**cpu), ln.eps, runtime.model.wte.weight.to(**cpu), k=1)
     final = int(trace.logits[-1].argmax())
     first = next(s for s in range(len(labels)) if int(top[s, 0, 0]) == final)
     groups = np.array_split(np.arange(len(labels)), min(4, len(labels)))
