@@ -44,6 +44,7 @@ PROJECTOR = "projector"
 MORE = "more"                    # button: shows the examples and the pipeline where the layout is compact
 WORKING = "working"              # html.Div: "Working…" while the page waits for the server
 LANGUAGE = "language"            # dropdown: the interface's language (a choice reloads the page in it)
+LANGUAGE_SET = "language-set"    # dcc.Store: the output slot of the clientside callback that reloads in a language
 SLIDER_WORDS = "slider-words"    # dcc.Store: the sliders' value words ("off", "greedy") in the page's language
 
 
@@ -140,6 +141,7 @@ def page() -> html.Div:
                                                                 className="view"),
                     className="view-tab", selected_className="view-tab-selected")
             for value, label, module in VIEWS]),
+        dcc.Store(id=LANGUAGE_SET),
         dcc.Store(id=SLIDER_WORDS, data={"greedy": _("0 (greedy)"), "off": _("off"), "p_off": _("1 (off)")}),
         html.Footer([_("GPT-2 small: 124M parameters, 12 blocks of 12 heads. Built with PyTorch, Dash and Plotly.")],
                     className="footer"),
@@ -332,7 +334,7 @@ def register(app) -> None:
             window.location.search = query.toString();  // the page is drawn in its language on the server
             return window.dash_clientside.no_update;
         }""",
-        Input(LANGUAGE, "value"), prevent_initial_call=True)
+        Output(LANGUAGE_SET, "data"), Input(LANGUAGE, "value"), prevent_initial_call=True)
     # The page's classes drive the layout in CSS, with no round trip: projector mode, the open view (each
     # tab shows only the controls it reads), and whether "More" has opened the examples and the pipeline.
     app.clientside_callback(
