@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from babel import Locale, negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_percent
 from babel.support import Translations
 from flask import g, has_request_context, request
 
@@ -128,6 +129,14 @@ def number(value, decimals: int | None = None) -> str:
     """A number as the reader's language writes it (1,234.5 / 1.234,5): `decimals` fixed digits after the
     point, else up to three (integers get none). Western digits in every language, as the figures show them."""
     return _formatted(value, lambda locale: locale.decimal_formats, decimals)
+
+
+def percent_significant(fraction) -> str:
+    """A fraction as a percentage with three significant digits (an untrained model's 0.00213% must not read
+    as 0.0%), in the reader's language."""
+    locale = Locale.parse(current_language())
+    pattern = locale.percent_formats[None].pattern.split(";")[0].replace("#,##0", "@##")
+    return format_percent(fraction, format=pattern, locale=locale)
 
 
 def percent(fraction, decimals: int = 0) -> str:

@@ -126,7 +126,7 @@ def page() -> html.Div:
                              title=_("Prompt: Enter runs it, Shift+Enter adds a new line")),
                 html.Button(_("Run"), id=ids.RUN, className="run-button", n_clicks=0, title=_("Run (Enter)")),
             ], className="prompt-row"),
-            html.Div(id=WORKING, className="working", role="status"),
+            html.Div(_("Working…"), id=WORKING, className="working", role="status"),
         ], className="topbar"),
         lesson_section(),
         html.Div([html.Span(_("Examples:"), className="examples-label")] + [

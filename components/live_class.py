@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .i18n import _
 from .shared_state import app_folder, private_folder, redis_client
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a projector
@@ -76,7 +77,7 @@ class ClassStore:
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
             if self._insert(code, record):
                 return code, secret
-        raise RuntimeError("no free class code")
+        raise RuntimeError(_("no free class code"))
 
     def view(self, code) -> dict | None:
         """What a student's page needs: {"search", "lesson", "revealed", "version"}; None for an unknown,
@@ -177,8 +178,8 @@ class FileClassStore(ClassStore):
 
     def _insert(self, code, record) -> bool:
         if self._sweep() >= MAX_CLASSES:
-            raise ClassesFull(f"{MAX_CLASSES} classes are running on this server; end one, or wait for an idle "
-                              f"one to expire.")
+            raise ClassesFull(_("{max_classes} classes are running on this server; end one, or wait for an idle one "
+                                "to expire.").format(max_classes=MAX_CLASSES))
         with self._locked(code) as path:
             if path.exists():
                 return False
