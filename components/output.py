@@ -272,7 +272,7 @@ def summary(record, drawn: dict, vocab_size: int, generated: dict | None = None)
     elif generated is None:
         seed = record.params.seed
         how = _("with seed {seed}").format(seed=seed) if seed is not None else _("with no seed (a new random draw each time)")
-        items.append(html.Li([html.B(_("Drawn ")), how, ": ", drawn_line + "."]))
+        items.append(html.Li([html.B(_("Drawn") + " "), _("{how}: {token}.").format(how=how, token=drawn_line)]))
     if generated is not None:
         gid = generated["id"]
         now = (_("probability {value} with the current settings, rank {value2} by logit").format(

@@ -11,13 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 template=$(mktemp --suffix=.pot)
 trap 'rm -f "$template"' EXIT
-python3 -m babel.messages.frontend extract -F babel.cfg --add-location=file --sort-by-file --no-wrap \
+python3 -m babel.messages.frontend -q extract -F babel.cfg --add-location=file --sort-by-file --no-wrap \
   --project="Inside GPT-2" --copyright-holder="Inside GPT-2" -o "$template" . >/dev/null
 if [ "${1:-}" = add ]; then
-  python3 -m babel.messages.frontend init -i "$template" -d locale -l "$2" --no-wrap
+  python3 -m babel.messages.frontend -q init -i "$template" -d locale -l "$2" --no-wrap
 fi
 # No fuzzy matching: a changed msgid comes back empty, to be translated again, rather than half-right.
-python3 -m babel.messages.frontend update -i "$template" -d locale --no-wrap --no-fuzzy-matching --ignore-obsolete \
+python3 -m babel.messages.frontend -q update -i "$template" -d locale --no-wrap --no-fuzzy-matching --ignore-obsolete \
   >/dev/null
 python3 - <<'PY'
 from pathlib import Path
