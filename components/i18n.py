@@ -74,7 +74,12 @@ def supported(code) -> str | None:
     """A language we have for a code as people and browsers write it ("zh-CN", "es_MX", "AR"), else None."""
     if not isinstance(code, str) or not code or len(code) > 35:
         return None
-    return negotiate_locale([code.replace("_", "-")], list(LANGUAGES), sep="-")
+    return _negotiate([code])
+
+
+def _negotiate(codes) -> str | None:
+    """The first of `codes` (most wanted first) we have a catalogue for, by language when no region matches."""
+    return negotiate_locale([c.replace("_", "-").lower() for c in codes], list(LANGUAGES), sep="-")
 
 
 def requested_language() -> str | None:
@@ -92,9 +97,8 @@ def current_language() -> str:
     if not has_request_context():
         return DEFAULT
     if "language" not in g:
-        accepted = [code for code, _quality in request.accept_languages]
-        g.language = (requested_language() or supported(request.cookies.get(COOKIE))
-                      or negotiate_locale([c.replace("_", "-") for c in accepted], list(LANGUAGES), sep="-")
+        accepted = [code for code, _quality in request.accept_languages][:20]
+        g.language = (requested_language() or supported(request.cookies.get(COOKIE)) or _negotiate(accepted)
                       or DEFAULT)
     return g.language
 
