@@ -181,7 +181,7 @@ def test_cached_views_are_kept_per_language(tiny_model):
         client = DashClient(server.test_client())
         client.test_client.set_cookie("lang", language)
         answers.setdefault(language, []).append(client.call("token-summary.children", inputs)
-                                                ["response"]["token-summary"]["children"])
+                                                .value("token-summary", "children"))
     assert answers["en"][0] == answers["en"][1] == "3 tokens from 11 characters (11 bytes of UTF-8): 3.7 characters per token."
     assert answers["zh"][0] == "3 个词元，来自 11 个字符（UTF-8 编码 11 个字节）：每个词元 3.7 个字符。"
 
