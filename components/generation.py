@@ -410,7 +410,7 @@ def timings_block(record: dict) -> html.Div:
              (_("mean batch size"), "—" if batch is None else f"{batch:,.1f}"),
              (_("KV cache"), f"{h['kv_cache_bytes'] / 1e6:,.2f} MB" if record.get("use_cache") else "off")]
     children = [html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
-                                   className="stat", style={"display": "inline-block", "marginRight": "2em"})
+                                   className="stat", style={"display": "inline-block", "marginInlineEnd": "2em"})
                           for label, value in cards], className="stats")]
     if not record.get("use_cache"):
         children.append(html.P(_("Without the cache this run was solo: it recomputed the whole text at every step "
@@ -760,11 +760,11 @@ def section():
             _button("▶ Play", PLAY, _("Replay the tokens one by one"), True), _button("❚❚ Pause", PAUSE, "Pause", True),
             _button("+1 Step", STEP, _("Reveal one more token"), True),
             _button(_("Show all"), SHOW_ALL, _("Reveal every token"), True),
-            html.Span(_("Speed (tokens per second)"), style={"margin": "0 0.5em 0 1em"}),
+            html.Span(_("Speed (tokens per second)"), style={"marginInline": "1em 0.5em"}),
             html.Div(dcc.Slider(id=SPEED, min=1, max=20, step=1, value=4, marks={1: "1", 5: "5", 10: "10", 20: "20"},
                                 allow_direct_input=False), style={"display": "inline-block", "width": "220px",
                                                                   "verticalAlign": "middle"}),
-            html.Span(id=PROGRESS, className="gen-progress", style={"marginLeft": "1em"}),
+            html.Span(id=PROGRESS, className="gen-progress", style={"marginInlineStart": "1em"}),
         ], className="gen-player"),
         html.Div([html.Span(id=PROMPT_TEXT, className="gen-prompt-text"), html.Span(id=TOKENS)], id=TEXT,
                  className="gen-text",

@@ -223,8 +223,8 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
 def logits_table(rows: list[dict], temperature: float, greedy: bool) -> html.Table:
     """Raw logits -> scaled logits -> probabilities for the top N, as real numbers (a plain HTML table)."""
     scaled_head = "z (greedy)" if greedy else f"z / T (T = {temperature:g})"
-    cell = {"padding": "2px 10px", "textAlign": "right", "borderBottom": "1px solid #eee"}
-    token_cell = {**cell, "textAlign": "left", "whiteSpace": "pre"}
+    cell = {"padding": "2px 10px", "textAlign": "end", "borderBottom": "1px solid #eee"}
+    token_cell = {**cell, "textAlign": "start", "whiteSpace": "pre", "direction": "ltr"}
     head = html.Tr([html.Th(h, style=cell) for h in ("#", "token", "id", "logit z", scaled_head,
                                                      _("p before filtering"), _("after top-k"), _("after top-p"),
                                                      "p renormalised")])
