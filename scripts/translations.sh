@@ -18,6 +18,7 @@ if [ "${1:-}" = add ]; then
 fi
 # No fuzzy matching: a changed msgid comes back empty, to be translated again, rather than half-right.
 python3 -m babel.messages.frontend -q update -i "$template" -d locale --no-wrap --no-fuzzy-matching --ignore-obsolete \
+  --ignore-pot-creation-date \
   >/dev/null
 python3 - <<'PY'
 from pathlib import Path
