@@ -70,6 +70,7 @@ SPEED = "gen-speed"
 PLAYER = "gen-player"          # dcc.Store {"shown", "playing", "total"}
 INTERVAL = "gen-interval"
 PROGRESS = "gen-progress"
+PROGRESS_WORDS = "gen-progress-words"  # dcc.Store: the player's progress line in the page's language
 BACK, WHOLE = "gen-back", "gen-whole"
 DOWNLOAD_BUTTON, DOWNLOAD, UPLOAD, SHARE, SHARE_LINK = (
     "gen-download-button", "gen-download", "gen-upload", "gen-share", "gen-share-link")
@@ -757,14 +758,17 @@ def section():
         html.Div(id=LIVE_NOTE, className="gen-live-note", role="status"),
         html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.Div([
-            _button("▶ Play", PLAY, _("Replay the tokens one by one"), True), _button("❚❚ Pause", PAUSE, "Pause", True),
-            _button("+1 Step", STEP, _("Reveal one more token"), True),
+            _button(_("▶ Play"), PLAY, _("Replay the tokens one by one"), True),
+            _button(_("❚❚ Pause"), PAUSE, _("Pause"), True),
+            _button(_("+1 Step"), STEP, _("Reveal one more token"), True),
             _button(_("Show all"), SHOW_ALL, _("Reveal every token"), True),
             html.Span(_("Speed (tokens per second)"), style={"marginInline": "1em 0.5em"}),
             html.Div(dcc.Slider(id=SPEED, min=1, max=20, step=1, value=4, marks={1: "1", 5: "5", 10: "10", 20: "20"},
                                 allow_direct_input=False), style={"display": "inline-block", "width": "220px",
                                                                   "verticalAlign": "middle"}),
             html.Span(id=PROGRESS, className="gen-progress", style={"marginInlineStart": "1em"}),
+            dcc.Store(id=PROGRESS_WORDS, data={"shown": _("{shown} / {total} tokens"),
+                                               "step": _(" · every view shows step {step}")}),
         ], className="gen-player"),
         html.Div([html.Span(id=PROMPT_TEXT, className="gen-prompt-text"), html.Span(id=TOKENS)], id=TEXT,
                  className="gen-text",
@@ -823,7 +827,7 @@ function(play, pause, step, all, ticks, generation, speed, player) {
 # Chips and markers up to `shown` are visible, the step on screen highlighted; while a run is live the text box
 # keeps its newest tokens in view.
 REVEAL_JS = """
-function(player, chips, sequence, generation) {
+function(player, chips, sequence, generation, words) {
     const ctx = window.dash_clientside.callback_context;
     const chipIds = ctx.outputs_list[0].map(o => o.id.index), markIds = ctx.outputs_list[1].map(o => o.id.index);
     const shown = player && Number.isInteger(player.shown) ? player.shown : 0;
@@ -845,8 +849,8 @@ function(player, chips, sequence, generation) {
             if (box) { box.scrollTop = box.scrollHeight; }
         }, 0);
     }
-    const where = current >= 0 ? " · every view shows step " + current : "";
-    return [styles, marks, total ? shown + " / " + total + " tokens" + where : ""];
+    const where = current >= 0 ? words.step.replace("{step}", current) : "";
+    return [styles, marks, total ? words.shown.replace("{shown}", shown).replace("{total}", total) + where : ""];
 }
 """ % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE),
        "MARK": json.dumps(MARK_STYLE), "MARK_HIDDEN": json.dumps(MARK_HIDDEN_STYLE), "TEXT": TEXT}
@@ -914,6 +918,7 @@ def register(app) -> None:
         Output({"type": CHIP, "index": ALL}, "style"), Output({"type": MARK, "index": ALL}, "style"),
         Output(PROGRESS, "children"),
         Input(PLAYER, "data"), Input(TOKENS, "children"), Input(ids.SEQUENCE, "data"), State(ids.GENERATION, "data"),
+        State(PROGRESS_WORDS, "data"),
     )
     app.callback(
         Output(ids.SEQUENCE, "data", allow_duplicate=True),
