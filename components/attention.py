@@ -135,10 +135,9 @@ def scores_figure(arrays: dict, labels: list[str], title: str, key_labels: list[
     Tq, Tk = raw.shape
     D = arrays["q"].shape[1] if "q" in arrays else 64
     root = math.sqrt(D)
-    layout, refs = panels(2, 2, [_("① QKᵀ: raw scores q·k"), _("② ÷ √{d} = {root:g}  (same colours as ①)").format(
-        d=D, root=root),
-                                 _("③ + causal mask M (grey: −∞, a later token)"), _("④ softmax → attention pattern A")],
-                          vgap=0.07, hgap=0.04)
+    titles = [_("① QKᵀ: raw scores q·k"), _("② ÷ √{d} = {root:g}  (same colours as ①)").format(d=D, root=root),
+              _("③ + causal mask M (grey: −∞, a later token)"), _("④ softmax → attention pattern A")]
+    layout, refs = panels(2, 2, titles, vgap=0.07, hgap=0.04)
     limit = float(np.abs(raw).max(initial=0)) or 1.0
     hover_qk = _("{head}<br>query %{{y}} → key %{{x}}<br>").format(head=head)
     scores = dict(zmin=-limit, zmax=limit)
@@ -183,14 +182,14 @@ def scores_figure(arrays: dict, labels: list[str], title: str, key_labels: list[
 def output_figure(z: np.ndarray, labels: list[str], head: str = "") -> go.Figure:
     """⑤ pattern · V: the head's output z (hook_z for this head), tokens × d_head."""
     D = z.shape[1]
+    hover = _("{head}<br>token %{{y}}<br>z[%{{x}}] = %{{z:.4f}}").format(head=head)
     fig = go.Figure(_heatmap(z, list(range(D)), labels, DIVERGING, zmid=0, showscale=True,
-                             colorbar=dict(thickness=12), hover=_("{head}<br>token %{{y}}<br>z[%{{x}}] = %{{z:.4f}}").format(
-                                 head=head)))
+                             colorbar=dict(thickness=12), hover=hover))
     height = int(min(800, max(280, 14 * len(labels) + 120)))
     fig.update_yaxes(autorange="reversed", type="category", **_ticks(labels, height - 120))
     fig.update_xaxes(title=_("dimension d"))
-    return style(fig, _("⑤ A · V: this head's output z, {n_labels} × {d} (each row is an A-weighted mix of V's rows)").format(
-        n_labels=len(labels), d=D),
+    return style(fig, _("⑤ A · V: this head's output z, {n_labels} × {d} (each row is an A-weighted mix of V's "
+                        "rows)").format(n_labels=len(labels), d=D),
                  height=height)
 
 
@@ -261,8 +260,8 @@ def overview_figure(pattern: np.ndarray, labels: list[str], window: tuple[int, i
     z, edges = block_average(pattern, max_size)
     x = (edges - 0.5).astype(np.float32)
     binned = T > max_size
-    hover = (_("{head}<br>queries near %{{y:.0f}}, keys near %{{x:.0f}}<br>mean A = %{{z:.4f}}").format(head=head) if binned
-             else _("{head}<br>query %{{y:.0f}} → key %{{x:.0f}}<br>A = %{{z:.4f}}").format(head=head))
+    hover = (_("{head}<br>queries near %{{y:.0f}}, keys near %{{x:.0f}}<br>mean A = %{{z:.4f}}") if binned
+             else _("{head}<br>query %{{y:.0f}} → key %{{x:.0f}}<br>A = %{{z:.4f}}")).format(head=head)
     visible = z[np.isfinite(z)]
     # long prompts spread attention thin: colours run to the 99th percentile (darker cells saturate)
     top = float(np.quantile(visible, 0.99)) if visible.size else 1.0
@@ -278,7 +277,8 @@ def overview_figure(pattern: np.ndarray, labels: list[str], window: tuple[int, i
     fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, zeroline=False, title=_("query"), scaleanchor="x", **ticks)
     fig.update_layout(plot_bgcolor=MASKED_COLOR)
     n = len(edges) - 1
-    scale = _("averaged into {n} × {n} blocks of about {t} tokens a side").format(n=n, t=number(T / n, 1)) if binned else _("every cell")
+    scale = (_("averaged into {n} × {n} blocks of about {t} tokens a side").format(n=n, t=number(T / n, 1))
+             if binned else _("every cell"))
     return style(fig, _("The whole pattern, {t} × {t} ({scale}); the outlined window is shown below").format(
         t=T, scale=scale), height=560)
 
@@ -474,16 +474,18 @@ def register(app) -> None:
         if long:
             overview = overview_figure(trace[f"blocks.{layer}.attn.hook_pattern"][head].numpy(), all_labels,
                                        (q0, k0, size), head=short)
-            note = (_("This prompt has {t} tokens: the charts below show {size} queries × {size} keys (the window "
-                      "outlined here, every number exact). Click the overview or type the first positions to move it.").format(
-                t=T, size=size))
+            note = _("This prompt has {t} tokens: the charts below show {size} queries × {size} keys (the window "
+                     "outlined here, every number exact). Click the overview or type the first positions to move "
+                     "it.").format(t=T, size=size)
         else:
             overview, note = message_figure(""), ""
-        head_options = [{"label": _("head {h} (L{layer}H{h2})").format(h=h + 1, layer=layer, h2=h), "value": h} for h in range(cfg.n_head)]
+        head_options = [{"label": _("head {h} (L{layer}H{h2})").format(h=h + 1, layer=layer, h2=h), "value": h}
+                        for h in range(cfg.n_head)]
         shown = sorted(set(range(q0, q0 + size)) | set(range(k0, k0 + size)))
         focus_options = [{"label": all_labels[p], "value": p} for p in shown]
         return (name[0].upper() + name[1:] + where,
-                scores_figure(arrays, labels, _("Scores and pattern: {name}").format(name=name), key_labels, head=short),
+                scores_figure(arrays, labels, _("Scores and pattern: {name}").format(name=name), key_labels,
+                              head=short),
                 qkv_figure(arrays["q"], arrays["k"], arrays["v"], labels, _("Queries, keys, values: {name}").format(
                     name=name),
                            key_labels, head=short),
@@ -589,7 +591,8 @@ def register(app) -> None:
         text = [html.P(_("{value}: query {labels} → key {labels2}. Raw score q·k = {raw}; ÷ {root:g} = {raw2}; after "
                          "softmax over the {i} keys it can see, attention weight A = {weight}. The raw score is the "
                          "sum of {value2} products q[d]·k[d]; the {n_terms} largest:").format(
-            value=name[0].upper() + name[1:], labels=labels[i], labels2=labels[j], raw=number(raw, 4), root=root, raw2=number(raw / root, 4), i=i + 1, weight=number(weight, 4), value2=q_i.shape[0], n_terms=len(terms))),
+            value=name[0].upper() + name[1:], labels=labels[i], labels2=labels[j], raw=number(raw, 4), root=root,
+            raw2=number(raw / root, 4), i=i + 1, weight=number(weight, 4), value2=q_i.shape[0], n_terms=len(terms))),
                 html.Table([html.Thead(html.Tr([html.Th(_("dimension d")), html.Th("q[d]"), html.Th("k[d]"),
                                                 html.Th("q[d]·k[d]")])), html.Tbody(rows)], className="terms")]
         figure = qk_terms_figure(q_i, k_j, _("All {value} terms of q·k for {labels} → {labels2} (sum = {raw})").format(

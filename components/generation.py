@@ -374,7 +374,8 @@ def steps_figure(steps: list[dict]) -> go.Figure:
                          customdata=batch,
                          hovertemplate=_("step %{x}: %{hovertext}<br>%{y:.1f} ms, batch of "
                                          "%{customdata:.0f}<extra></extra>")), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=batch, name=_("batch size"), mode="lines", line=dict(color=CHANGE_COLOR, shape="hv"),
+    fig.add_trace(go.Scatter(x=x, y=batch, name=_("batch size"), mode="lines",
+                             line=dict(color=CHANGE_COLOR, shape="hv"),
                              hovertemplate=_("step %{x}: %{y:.0f} runs in the step<extra></extra>")),
                   row=1, col=1, secondary_y=True)
     fig.add_trace(go.Scatter(x=x, y=np.asarray([s["cache_len"] for s in steps], dtype=np.float32),
@@ -422,8 +423,9 @@ def timings_block(record: dict) -> html.Div:
         size = 2 * model["n_layer"] * model["n_head"] * T * model["d_head"] * 4
         children.append(html.P(
             _("KV cache = 2 (keys and values) × {model} blocks × {model2} heads × {t} tokens × {model3} numbers × 4 "
-              "bytes = {size} MB.").format(
-                model=model['n_layer'], model2=model['n_head'], t=T, model3=model['d_head'], size=number(size / 1000000.0, 2)), className="gen-cache-formula"))
+              "bytes = {size} MB.").format(model=model["n_layer"], model2=model["n_head"], t=T,
+                                            model3=model["d_head"], size=number(size / 1e6, 2)),
+            className="gen-cache-formula"))
     runs = [r for r in record.get("history") or [] if isinstance(r, dict)] + [h]
     if len(runs) > 1:
         head = html.Tr([html.Th(h) for h in ("run", _("KV cache"), _("prompt + new tokens"), _("first token"),
@@ -445,7 +447,8 @@ def changes_list(steps: list[dict]):
     if not changes:
         return []
     return html.Div([html.Span(_("Settings changed during the run: "), className="hint"),
-                     html.Ul([html.Li(_("from step {n}: {value}").format(n=n, value=change_text(b, a))) for n, b, a in changes])])
+                     html.Ul([html.Li(_("from step {n}: {value}").format(n=n, value=change_text(b, a)))
+                              for n, b, a in changes])])
 
 
 def stop_line(record: dict) -> str:
@@ -494,7 +497,8 @@ def step_sequence(generation, n: int, sequence=None) -> dict:
                              for key in names if key in params and params[key] is not None)
         text = step.get("text")
         out["drawn"] = {"step": n, "id": new[n], "text": text if isinstance(text, str) else str(new[n]),
-                        "settings": _("its settings ({settings})").format(settings=settings) if settings else _("its settings"),
+                        "settings": (_("its settings ({settings})").format(settings=settings) if settings
+                                     else _("its settings")),
                         "length": len(out["ids"]), "last": out["ids"][-1]}
     return out
 
@@ -534,8 +538,8 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
     yet, the prompt box's text is used."""
     if not n_clicks:
         raise PreventUpdate
-    fail = (lambda why: (no_update, _("Cannot generate: {why}").format(why=why), no_update, no_update, no_update, no_update,
-                         no_update))
+    fail = (lambda why: (no_update, _("Cannot generate: {why}").format(why=why), no_update, no_update, no_update,
+                         no_update, no_update))
     try:
         owner = session_of(session)
         n = checked_int(n_tokens, _("The number of tokens to generate"), 1, MAX_NEW_TOKENS)
@@ -559,8 +563,8 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
             prompt_ids = new_sequence["ids"]
         runtime = state.model.get()
         if len(prompt_ids) >= runtime.config.n_ctx:
-            return fail(_("the context window is full: the prompt already has {n_prompt_ids} of {n_ctx} tokens.").format(
-                n_prompt_ids=number(len(prompt_ids)), n_ctx=number(runtime.config.n_ctx)))
+            return fail(_("the context window is full: the prompt already has {n_prompt_ids} of {n_ctx} "
+                          "tokens.").format(n_prompt_ids=number(len(prompt_ids)), n_ctx=number(runtime.config.n_ctx)))
         submitted = state.engine.get().submit(prompt_ids, settings, owner)
     except (ValueError, RuntimeError) as why:  # EngineError is a ValueError, EngineUnavailable a RuntimeError
         return fail(why)
@@ -778,7 +782,8 @@ def section():
         html.Div(id=CHANGES, className="gen-changes"),
         html.Div([_button(_("Back to the prompt"), BACK, _("Every view shows the prompt again"), True),
                   _button(_("Whole text"), WHOLE, _("Every view shows the prompt and all generated tokens"), True),
-                  _button(_("Download run (JSON)"), DOWNLOAD_BUTTON, _("Save this run with its per-step settings"), True),
+                  _button(_("Download run (JSON)"), DOWNLOAD_BUTTON, _("Save this run with its per-step settings"),
+                          True),
                   dcc.Upload(html.Button(_("Open a saved run…"), className="player-button", n_clicks=0,
                                          title=_("Open a run file downloaded earlier")),
                              id=UPLOAD, accept=".json,application/json", max_size=MAX_UPLOAD_BYTES,

@@ -215,7 +215,8 @@ def register(app) -> None:
         """Polled until the model is loaded: the loading line (a first start's download progress), then what
         was loaded (or why it failed: a failed download says why and how to fetch the weights again)."""
         if not state.model.ready:
-            return download.progress.message() or _(LOADING), "banner banner-loading", False, False, no_update, no_update
+            loading = download.progress.message() or _(LOADING)
+            return loading, "banner banner-loading", False, False, no_update, no_update
         if state.model.error:
             return state.model.error, "banner banner-error", True, True, no_update, no_update
         runtime = state.model.get()

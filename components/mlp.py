@@ -42,7 +42,8 @@ def gelu_figure(pre: np.ndarray, token_label: str) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(x=x, y=gelu_tanh(x), mode="lines", name="GELU", line=dict(color="#1b2a49", width=3))
     fig.add_scatter(x=pre.astype(np.float32), y=gelu_tanh(pre).astype(np.float32), mode="markers",
-                    name=_("neurons of {token_label}").format(token_label=token_label), marker=dict(size=5, color=HIGHLIGHT, opacity=0.45),
+                    name=_("neurons of {token_label}").format(token_label=token_label),
+                    marker=dict(size=5, color=HIGHLIGHT, opacity=0.45),
                     hovertemplate=_("pre %{x:.3f} → post %{y:.3f}<extra></extra>"))
     fig.update_xaxes(title=_("before GELU"))
     fig.update_yaxes(title=_("after GELU"))
@@ -52,7 +53,8 @@ def gelu_figure(pre: np.ndarray, token_label: str) -> go.Figure:
 
 def top_neurons_figure(post_row: np.ndarray, token_label: str, n: int = 15) -> go.Figure:
     order = np.argsort(-post_row, kind="stable")[:n]
-    fig = go.Figure(go.Bar(x=post_row[order].astype(np.float32), y=[_("neuron {i}").format(i=i) for i in order], orientation="h",
+    fig = go.Figure(go.Bar(x=post_row[order].astype(np.float32), y=[_("neuron {i}").format(i=i) for i in order],
+                           orientation="h",
                            marker_color="#3b7dd8", hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_xaxes(title=_("activation after GELU"))

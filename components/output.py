@@ -70,8 +70,8 @@ def checked_sequence(sequence, missing: str = N_("Run a prompt to see the next-t
 
 def checked_int(value, name: str, low: int, high: int) -> int:
     if value is None:  # what a number box sends when it is empty or outside its own min / max
-        raise ValueError(_("{name} must be a whole number from {low} to {high}; the box is empty or out of range").format(
-            name=name, low=low, high=high))
+        raise ValueError(_("{name} must be a whole number from {low} to {high}; the box is empty or out of "
+                           "range").format(name=name, low=low, high=high))
     if isinstance(value, bool):
         raise ValueError(_("{name} must be a whole number from {low} to {high}, not {value!r}").format(
             name=name, low=low, high=high, value=value))
@@ -137,7 +137,8 @@ def _hover(row: dict, greedy: bool) -> str:
     status = _(STATUS_NAMES[row_status(row, greedy)])
     return (_("<b>{row}</b> (id {row2}, rank {value} by logit)<br>logit z {row3} {scaled}<br>p before filtering "
               "{row4}<br>p after filtering {row5}<br>{status}").format(
-        row=row['text'], row2=row['id'], value=row['rank'] + 1, row3=number(row['logit'], 3), scaled=scaled, row4=number(row['prob_before'], 4), row5=number(row['prob'], 4), status=status))
+        row=row["text"], row2=row["id"], value=row["rank"] + 1, row3=number(row["logit"], 3), scaled=scaled,
+        row4=number(row["prob_before"], 4), row5=number(row["prob"], 4), status=status))
 
 
 def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, greedy: bool = False, *,
@@ -186,7 +187,8 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
             # Shape and label both on the cumulative axis (on the probability axis they would stretch its range).
             shapes.append({"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y2", "y0": top_p,
                            "y1": top_p, "line": {"color": CUMULATIVE_COLOR, "dash": "dash"}})
-            annotations.append({"text": _("top-p = {top_p}").format(top_p=number(top_p, 2)), "x": 1, "xref": "x domain", "xanchor": "right",
+            annotations.append({"text": _("top-p = {top_p}").format(top_p=number(top_p, 2)), "x": 1,
+                                "xref": "x domain", "xanchor": "right",
                                 "y": top_p, "yref": "y2", "yanchor": "bottom", "showarrow": False,
                                 "font": {"color": CUMULATIVE_COLOR}})
     plain = [i for i in range(len(rows)) if not highlight[i]]
@@ -271,7 +273,8 @@ def summary(record, drawn: dict, vocab_size: int, generated: dict | None = None)
                               drawn_line + "."]))
     elif generated is None:
         seed = record.params.seed
-        how = _("with seed {seed}").format(seed=seed) if seed is not None else _("with no seed (a new random draw each time)")
+        how = (_("with seed {seed}").format(seed=seed) if seed is not None else
+               _("with no seed (a new random draw each time)"))
         items.append(html.Li([html.B(_("Drawn") + " "), _("{how}: {token}.").format(how=how, token=drawn_line)]))
     if generated is not None:
         gid = generated["id"]
@@ -281,7 +284,8 @@ def summary(record, drawn: dict, vocab_size: int, generated: dict | None = None)
             generated=generated['step'])),
                               _("“{generated}” (id {gid}) with {generated2}; {now}. A fresh draw with the current "
                                 "settings gives “{drawn}”.").format(
-                                  generated=generated['text'], gid=gid, generated2=generated['settings'], now=now, drawn=drawn['text'])]))
+                                  generated=generated["text"], gid=gid, generated2=generated["settings"], now=now,
+                                  drawn=drawn["text"])]))
     return html.Div(html.Ul(items), className="output-summary")
 
 

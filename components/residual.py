@@ -118,8 +118,10 @@ def register(app) -> None:
                      _("block {block}'s second LayerNorm")).format(block=layer + 1)
         mean, scale = trace[f"{prefix}.hook_mean"][:, 0].numpy(), trace[f"{prefix}.hook_scale"][:, 0].numpy()
         ln_fig = layernorm_figure(trace[before_name][position].numpy(), trace[f"{prefix}.hook_normalized"][position].numpy(),
-                                  float(mean[position]), float(scale[position]), _("{where}, token {token}").format(where=where, token=labels[position]))
-        table = html.Table([html.Thead(html.Tr([html.Th(_("token")), html.Th(_("mean μ")), html.Th(_("scale √(σ²+ε)"))]))] +
+                                  float(mean[position]), float(scale[position]),
+                                  _("{where}, token {token}").format(where=where, token=labels[position]))
+        table = html.Table([html.Thead(html.Tr([html.Th(_("token")), html.Th(_("mean μ")),
+                                                html.Th(_("scale √(σ²+ε)"))]))] +
                            [html.Tbody([html.Tr([html.Td(labels[i]), html.Td(f"{mean[i]:.4f}"), html.Td(f"{scale[i]:.4f}")])
                                         for i in range(*token_window(len(labels), position, TABLE_ROWS))])],
                            className="terms")

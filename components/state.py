@@ -208,9 +208,9 @@ views_cache = Cache()
 
 
 def memoized(callback):
-    """Cache a view callback's result by its arguments and the loaded model (its weights' origin), so any
-    worker answers a repeated request from the cache (per language: results hold interface text). Only for callbacks that are pure functions of their
-    inputs (not ones that read which input triggered them)."""
+    """Cache a view callback's result by its arguments, the loaded model (its weights' origin) and the reader's
+    language (results hold interface text), so any worker answers a repeated request from the cache. Only for
+    callbacks that are pure functions of their inputs (not ones that read which input triggered them)."""
     @functools.wraps(callback)
     def wrapper(*args):
         if not model.ready:  # no view before the model: waiting here would hold one of the browser's six

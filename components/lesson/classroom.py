@@ -206,7 +206,8 @@ def register(app) -> None:
         if kind not in ("teacher", "student") or _code(current) is None:
             return [], True, False, True, _("End the class"), True, "", ""
         following = kind == "student" and current.get("following")
-        return (class_info(current), False, True, False, _("End the class") if kind == "teacher" else _("Leave the class"),
+        return (class_info(current), False, True, False,
+                _("End the class") if kind == "teacher" else _("Leave the class"),
                 kind != "student", _("Explore on my own") if following else _("Follow the teacher"),
                 _("Class {value}").format(value=_code(current)))
 

@@ -26,7 +26,8 @@ def class_answers_figure(question: dict, counts: list[int]) -> go.Figure:
                marker_color=MODEL_COLOR, hovertemplate="%{y}: %{x:.3g}<extra></extra>", xaxis="x2", yaxis="y2"),
     ])
     fig.update_layout(
-        xaxis={"domain": [0, 0.45], "title": ngettext("the class ({n} answer)", "the class ({n} answers)", total).format(n=total),
+        xaxis={"domain": [0, 0.45],
+               "title": ngettext("the class ({n} answer)", "the class ({n} answers)", total).format(n=total),
                "tickformat": ".0%", "rangemode": "tozero"},
         xaxis2={"domain": [0.55, 1], "title": question["model_label"], "rangemode": "tozero"},
         yaxis={"autorange": "reversed", "type": "category"},

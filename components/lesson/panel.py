@@ -139,8 +139,8 @@ def register(app) -> None:
         options, text = [], ""
         if question is not None:
             options = [{"label": c, "value": i} for i, c in enumerate(question["choices"])]
-            text = [_("Predict:") + " ", question["text"]] + ([_(" (The model is untrained: its answer is computed all the "
-                                                         "same.)")] if not runtime.pretrained else [])
+            untrained = [_(" (The model is untrained: its answer is computed all the same.)")]
+            text = [_("Predict:") + " ", question["text"]] + (untrained if not runtime.pretrained else [])
         return (False, progress, step_body(index, runtime.pretrained), question is None, text, options, None, [],
                 index == 0, index == len(steps.STEPS) - 1, index)
 

@@ -43,10 +43,11 @@ def _bin(value: float, edges: list[float]) -> int:
 
 def token_count(runtime, trace_for, word: str) -> dict:
     n = len(runtime.tokenizer.encode(word))
-    choices = ["1", "2", "3", _("4 or more")]
+    choices = ["1", "2", "3", _("{n} or more").format(n=4)]
     answer = min(n, 4) - 1
     pieces = " | ".join(t.text for t in runtime.tokenizer.tokens(runtime.tokenizer.encode(word)))
-    return {"text": _("How many tokens does the word “{value}” (with its space) become?").format(value=word.strip()), "choices": choices,
+    return {"text": _("How many tokens does the word “{value}” (with its space) become?").format(value=word.strip()),
+            "choices": choices,
             "answer": answer, "model_values": _one_hot(4, answer), "model_label": _("the tokenizer"),
             "explanation": ngettext("It becomes {n} token: {pieces} (see the chips above).",
                                     "It becomes {n} tokens: {pieces} (see the chips above).", n).format(
@@ -78,7 +79,8 @@ def residual_growth(runtime, trace_for, prompt: str) -> dict:
     trace = trace_for(runtime.tokenizer.encode(prompt))
     _unused, norms = stream_norms(trace)
     ratio = float(norms[-1, -1] / norms[0, -1])
-    choices = [_("it shrinks"), _("about the same (×0.8 to ×1.25)"), _("it grows up to 4×"), _("it grows more than 4×")]
+    choices = [_("it shrinks"), _("about the same (×0.8 to ×1.25)"), _("it grows up to 4×"),
+               _("it grows more than 4×")]
     answer = _bin(ratio, [0.8, 1.25, 4.0])
     return {"text": _("From the embedding to after the last block, how does the size of the last token's "
                       "residual-stream vector change?"), "choices": choices, "answer": answer,
@@ -93,11 +95,13 @@ def lens_first_block(runtime, trace_for, prompt: str) -> dict:
     trace = trace_for(runtime.tokenizer.encode(prompt))
     labels, resid = lens_stack(trace, start=trace.logits.shape[0] - 1)
     ln, cpu = runtime.model.ln_f, {"device": "cpu", "dtype": torch.float32}
-    top, _unused = logit_lens(resid, ln.weight.to(**cpu), ln.bias.to(**cpu), ln.eps, runtime.model.wte.weight.to(**cpu), k=1)
+    top, _unused = logit_lens(resid, ln.weight.to(**cpu), ln.bias.to(**cpu), ln.eps, runtime.model.wte.weight.to(**cpu),
+                              k=1)
     final = int(trace.logits[-1].argmax())
     first = next(s for s in range(len(labels)) if int(top[s, 0, 0]) == final)
     groups = np.array_split(np.arange(len(labels)), min(4, len(labels)))
-    choices = [labels[g[0]] if len(g) == 1 else f"{labels[g[0]]} to {labels[g[-1]]}" for g in groups]
+    choices = [labels[g[0]] if len(g) == 1 else _("{first} to {last}").format(first=labels[g[0]], last=labels[g[-1]])
+               for g in groups]
     answer = next(i for i, g in enumerate(groups) if first in g)
     word = runtime.tokenizer.token(final).text
     return {"text": _("Reading the residual stream after each block (the logit lens): where does the top guess first "
@@ -128,10 +132,12 @@ def temperature_top(runtime, trace_for, prompt: str, temperature: float) -> dict
     top = int(logits.argmax())
     before = float(logits.softmax(-1)[top])
     after = float((logits / temperature).softmax(-1)[top])
-    choices = ["below 25%", "25% to 50%", "50% to 75%", _("75% or more")]
+    choices = [_("below {p}").format(p=percent(0.25)), _("{low} to {high}").format(low=percent(0.25), high=percent(0.5)),
+               _("{low} to {high}").format(low=percent(0.5), high=percent(0.75)), _("{p} or more").format(p=percent(0.75))]
     answer = _bin(after, [0.25, 0.5, 0.75])
     return {"text": _("The top candidate has probability {value} at temperature 1. What will it have at temperature "
-                      "{temperature}?").format(value=_percent(before), temperature=temperature), "choices": choices, "answer": answer,
+                      "{temperature}?").format(value=_percent(before), temperature=temperature),
+            "choices": choices, "answer": answer,
             "model_values": _one_hot(4, answer), "model_label": _("the model"),
             "explanation": _("It goes from {value} to {value2}: dividing the logits by {temperature} stretches their "
                              "gaps, and the softmax turns that into a sharper distribution (move the slider and "
@@ -143,7 +149,8 @@ def top_p_count(runtime, trace_for, prompt: str, top_p: float) -> dict:
     probs = trace_for(runtime.tokenizer.encode(prompt)).logits[-1].double().softmax(-1)
     cumulative = probs.sort(descending=True).values.cumsum(0)
     kept = int((cumulative < top_p).sum()) + 1  # the smallest set that reaches top_p
-    choices = ["1", "2 to 10", "11 to 100", _("more than 100")]
+    choices = ["1", _("{low} to {high}").format(low=2, high=10), _("{low} to {high}").format(low=11, high=100),
+               _("more than {n}").format(n=100)]
     answer = _bin(kept, [1.5, 10.5, 100.5])
     return {"text": _("With top-p = {top_p} (temperature 1, top-k off), how many tokens can still be drawn?").format(
         top_p=top_p),
