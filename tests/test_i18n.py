@@ -208,3 +208,13 @@ def test_no_function_hides_the_translation_function():
             if "_" in names:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, offenders
+
+
+def test_a_lesson_step_or_the_teachers_state_keeps_the_pages_language():
+    """Following a teacher copies the teacher's address, and a lesson step writes its own: each page keeps its
+    `lang` (students of one class may read different languages)."""
+    from components.lesson.links import address, keep_language
+
+    assert keep_language("?view=tokens&lang=zh&class=AB", "?lang=ar") == "?view=tokens&class=AB&lang=ar"
+    assert keep_language("?view=tokens&lang=zh", "?view=attention") == "?view=tokens"
+    assert address("?lesson=2", "/", "?lesson=1&lang=ko") == ("?lesson=2&lang=ko", "/?lesson=2&lang=ko")

@@ -22,7 +22,7 @@ from .. import ids, layout, live_class
 from ..i18n import N_, _
 from .ids import (ANSWER, CHOICE, CLASS, CODE_INPUT, END, FOLLOW, INFO, JOIN, MESSAGE, POLL, PUBLISHED, REVEAL,
                   SEEN, START, STATUS)
-from .links import address, lesson_index, query_of, with_param
+from .links import address, keep_language, lesson_index, query_of, with_param
 from .panel import asked, locked_options, reveal_children
 
 POLL_MS = 1000                 # students follow within about a second plus the page's own update
@@ -171,9 +171,9 @@ def poll_class(membership, seen, search, choice):
     status = _("Class {code}").format(code=code) + " · " + (
         _("following the teacher") if following else _("exploring (the teacher is on {step})").format(step=step))
     new_search = no_update
-    if following and shared["search"] and shared["version"] != seen.get("version") \
-            and with_param(shared["search"], "class", code) != search:
-        new_search = with_param(shared["search"], "class", code)
+    followed = keep_language(with_param(shared["search"], "class", code), search) if shared["search"] else None
+    if following and followed and shared["version"] != seen.get("version") and followed != search:
+        new_search = followed
     answer = no_update
     if question and shared["revealed"] == lesson and seen.get("revealed") != lesson \
             and lesson_index(search) == lesson:
@@ -196,7 +196,7 @@ def register(app) -> None:
             raise PreventUpdate  # a button re-rendered, not clicked
         trigger = JOIN if trigger == CODE_INPUT else trigger  # Enter in the code box joins too
         new, message, new_search = membership_change(trigger, search, typed_code, current, written)
-        return new, message, *address(new_search, pathname)
+        return new, message, *address(new_search, pathname, search)
 
     @app.callback(Output(INFO, "children"), Output(POLL, "disabled"), Output(START, "hidden"),
                   Output(END, "hidden"), Output(END, "children"), Output(FOLLOW, "hidden"),
@@ -218,7 +218,7 @@ def register(app) -> None:
                   State(CHOICE, "value"), State(ids.URL, "pathname"), prevent_initial_call=True)
     def poll(_unused, current, seen, search, choice, pathname):
         new_search, *rest = poll_class(current, seen, search, choice)
-        return *address(new_search, pathname), *rest
+        return *address(new_search, pathname, search), *rest
 
     @app.callback(Output(PUBLISHED, "data"), Input(layout.URL_WRITTEN, "data"), Input(ids.URL, "search"),
                   State(CLASS, "data"), prevent_initial_call=True)

@@ -117,7 +117,7 @@ def register(app) -> None:
                   Input(CLOSE, "n_clicks"), Input(ids.URL, "search"), Input(layout.MODEL_READY, "data"),
                   State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
     def navigate(_unused, __, ___, ____, search, ready, pathname):
-        return address(step_address(callback_context.triggered_id, search, ready), pathname)
+        return address(step_address(callback_context.triggered_id, search, ready), pathname, search)
 
     @app.callback(Output(PANEL, "hidden"), Output(PROGRESS, "children"), Output(BODY, "children"),
                   Output(QUESTION_BOX, "hidden"), Output(QUESTION, "children"), Output(CHOICE, "options"),
