@@ -164,9 +164,8 @@ def statistic_figure(values: np.ndarray, name: str, fmt: str = ".2f") -> go.Figu
                                y=[str(l + 1) for l in range(L)], colorscale=SEQUENTIAL, zmin=0,
                                # values written in the cells only while they fit (GPT-2's 144 would crowd)
                                texttemplate=f"%{{z:{fmt}}}" if L * H <= CELL_TEXT_MAX else None, textfont=dict(size=10),
-                               hovertemplate=_("block %{y}, head %{x}<br>") + name + _(" = %{{z:{fmt}}}<br>click to "
-                                                                                    "open<extra></extra>").format(
-                                   fmt=fmt)))
+                               hovertemplate=_("block %{y}, head %{x}<br>") + name + f" = %{{z:{fmt}}}"
+                               + _("<br>click to open<extra></extra>")))
     fig.update_xaxes(title=_("head"), type="category")
     fig.update_yaxes(title=_("block"), type="category", autorange="reversed")
     return style(fig, _("{name}, every head").format(name=name), height=480)
