@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from dash import dcc, html
 
-from .i18n import _, number
+from .i18n import _, number, separators
 
 FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 # Diverging scale for signed values (activations, embeddings), sequential for probabilities.
@@ -111,7 +111,7 @@ def style(fig: go.Figure, title: str | None = None, height: int | None = None) -
                        for a in fig.layout.annotations)
     top = (50 if title else 20) + (26 if panel_titles else 0)
     fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=top, b=50),
-                      paper_bgcolor="white", plot_bgcolor="white", height=height)
+                      paper_bgcolor="white", plot_bgcolor="white", height=height, separators=separators())
     return fig
 
 

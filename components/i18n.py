@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from babel import Locale, negotiate_locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_percent
+from babel.numbers import format_percent, get_decimal_symbol, get_group_symbol
 from babel.support import Translations
 from flask import g, has_request_context, request
 
@@ -133,6 +133,13 @@ def number(value, decimals: int | None = None) -> str:
     """A number as the reader's language writes it (1,234.5 / 1.234,5): `decimals` fixed digits after the
     point, else up to three (integers get none). Western digits in every language, as the figures show them."""
     return _formatted(value, lambda locale: locale.decimal_formats, decimals)
+
+
+def separators() -> str:
+    """Plotly's `layout.separators` for the reader's language: its decimal mark, then its group mark, so the
+    figures' axes and hover numbers read as the text around them does ("0,5" and "1.234" in Spanish)."""
+    language = current_language()
+    return get_decimal_symbol(language) + get_group_symbol(language)
 
 
 def percent_significant(fraction) -> str:

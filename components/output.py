@@ -20,7 +20,7 @@ from dash.exceptions import PreventUpdate
 from model_runtime.sampling import SamplingParams, draw, make_generator, sampling_record
 
 from . import common, ids, state
-from .i18n import N_, _, ngettext, number, percent
+from .i18n import N_, _, ngettext, number, percent, separators
 
 TAB = "output"
 FIGURE = "output-candidates"
@@ -216,7 +216,7 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
                    "tickformat": ".3~g"},
         "barmode": "overlay", "bargap": 0.15, "legend": {"orientation": "h", "y": 1.12, "x": 0},
         "hoverlabel": {"align": "left"}, "annotations": annotations, "shapes": shapes,
-        "title": {"text": title}, "font": {"family": common.FONT}, "height": 620,
+        "title": {"text": title}, "font": {"family": common.FONT}, "height": 620, "separators": separators(),
         "margin": {"l": 60, "r": 60, "t": 110, "b": 50}, "paper_bgcolor": "white", "plot_bgcolor": "white",
     }
     return go.Figure({"data": data, "layout": layout})

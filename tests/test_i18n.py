@@ -218,3 +218,12 @@ def test_a_lesson_step_or_the_teachers_state_keeps_the_pages_language():
     assert keep_language("?view=tokens&lang=zh&class=AB", "?lang=ar") == "?view=tokens&class=AB&lang=ar"
     assert keep_language("?view=tokens&lang=zh", "?view=attention") == "?view=tokens"
     assert address("?lesson=2", "/", "?lesson=1&lang=ko") == ("?lesson=2&lang=ko", "/?lesson=2&lang=ko")
+
+
+def test_figures_write_numbers_as_the_language_does(flask_app):
+    from components.common import message_figure
+
+    with flask_app.test_request_context("/?lang=es"):
+        assert i18n.separators() == ",." and message_figure("x").layout.separators == ",."
+    with flask_app.test_request_context("/?lang=zh"):
+        assert message_figure("x").layout.separators == ".,"
