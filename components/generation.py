@@ -492,8 +492,8 @@ def step_sequence(generation, n: int, sequence=None) -> dict:
         params = {**(params if isinstance(params, dict) else {})}
         if isinstance(record.get("params"), dict) and "seed" in record["params"]:
             params["seed"] = record["params"]["seed"]
-        names = {**SETTING_NAMES, "seed": "seed"}
-        settings = ", ".join(f"{names[key]} {_show(key, params[key]) if key != 'seed' else params[key]}"
+        names = {**SETTING_NAMES, "seed": N_("seed")}
+        settings = ", ".join(f"{_(names[key])} {_show(key, params[key]) if key != 'seed' else params[key]}"
                              for key in names if key in params and params[key] is not None)
         text = step.get("text")
         out["drawn"] = {"step": n, "id": new[n], "text": text if isinstance(text, str) else str(new[n]),

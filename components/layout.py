@@ -23,7 +23,7 @@ EXAMPLES = [
     "The Eiffel Tower is located in the city of",
     "She picked up the guitar and began to",
 ]
-VIEW_VALUES = [value for value, _, _ in VIEWS]
+VIEW_VALUES = [value for value, _label, _module in VIEWS]
 BLOCK_VIEWS = {"attention", "heads", "mlp", "residual", "ablation"}  # views that show one block
 # Defaults, also the fallback for every junk value in a hand-edited URL.
 DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 0, "top_n": 20, "block": 0, "head": 0,
