@@ -10,6 +10,7 @@ from dash import ALL, Input, Output, State, callback_context, dcc, html, no_upda
 from dash.exceptions import PreventUpdate
 
 from model_runtime import download
+from model_runtime.weights import DOWNLOAD_COMMAND
 
 from . import i18n, ids, state
 from .i18n import N_, _, ngettext
@@ -200,6 +201,34 @@ def parse_settings(search, n_layer: int = 1000, n_head: int = 1000) -> tuple[str
     return (prompt if prompt and prompt.strip() else None), settings
 
 
+def download_line(status: dict | None) -> str | None:
+    """The first start's download, in the reader's language (None before it starts)."""
+    if status is None:
+        return None
+    done, total, left = status["done"], status["total"], status["left_s"]
+    if total is None:
+        line = _("Downloading GPT-2's weights: {done} MB so far.").format(done=i18n.number(done / 1e6, 0))
+    elif left is None:
+        line = _("Downloading GPT-2's weights: {done} of {total} MB ({share}).").format(
+            done=i18n.number(done / 1e6, 0), total=i18n.number(total / 1e6, 0), share=i18n.percent(done / total))
+    else:
+        minutes, seconds = divmod(round(left), 60)
+        line = _("Downloading GPT-2's weights: {done} of {total} MB ({share}), about {time} left.").format(
+            done=i18n.number(done / 1e6, 0), total=i18n.number(total / 1e6, 0), share=i18n.percent(done / total),
+            time=(_("{minutes} min {seconds} s") if minutes else _("{seconds} s")).format(minutes=minutes,
+                                                                                        seconds=seconds))
+    return line + " " + _("The page fills in as soon as they are in memory.")
+
+
+def untrained_line(runtime) -> str:
+    """Why the weights are untrained and how to fetch GPT-2's, in the reader's language (the reason itself,
+    from the loader, stays as it was written)."""
+    if runtime.untrained_reason is None:  # a runtime made by hand (tests, notebooks): its own words
+        return runtime.message
+    return _("Untrained weights: {why}, so every number shown comes from random weights. Fetch GPT-2 with "
+             "`{command}` and restart.").format(why=runtime.untrained_reason, command=DOWNLOAD_COMMAND)
+
+
 def banner_children(message: str) -> list:
     """A model message as text, with `command` spans shown as code (still plain strings, never markup)."""
     parts = re.split(r"`([^`]+)`", message or "")
@@ -215,7 +244,7 @@ def register(app) -> None:
         """Polled until the model is loaded: the loading line (a first start's download progress), then what
         was loaded (or why it failed: a failed download says why and how to fetch the weights again)."""
         if not state.model.ready:
-            loading = download.progress.message() or _(LOADING)
+            loading = download_line(download.progress.status()) or _(LOADING)
             return loading, "banner banner-loading", False, False, no_update, no_update
         if state.model.error:
             return state.model.error, "banner banner-error", True, True, no_update, no_update
@@ -227,7 +256,7 @@ def register(app) -> None:
                 device=runtime.device)
             children, cls = text, "banner banner-ok"
         else:
-            children, cls = banner_children(runtime.message), "banner banner-untrained"
+            children, cls = banner_children(untrained_line(runtime)), "banner banner-untrained"
         return children, cls, True, True, _numbered(cfg.n_layer), _numbered(cfg.n_head)
 
     outputs = [Output(ids.SEQUENCE, "data"), Output(ids.PROMPT_MESSAGE, "children"), Output(ids.PROMPT, "value"),

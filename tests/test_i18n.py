@@ -227,3 +227,19 @@ def test_figures_write_numbers_as_the_language_does(flask_app):
         assert i18n.separators() == ",." and message_figure("x").layout.separators == ",."
     with flask_app.test_request_context("/?lang=zh"):
         assert message_figure("x").layout.separators == ".,"
+
+
+def test_the_first_starts_download_and_untrained_weights_are_told_in_the_language(flask_app, tiny_model):
+    from components.layout import download_line, untrained_line
+
+    status = {"done": 123e6, "total": 548e6, "left_s": 70}
+    assert download_line(status) == ("Downloading GPT-2's weights: 123 of 548 MB (22%), about 1 min 10 s left. "
+                                     "The page fills in as soon as they are in memory.")
+    with flask_app.test_request_context("/?lang=es"):
+        assert download_line(status).startswith("Descargando los pesos de GPT-2: 123 de 548 MB (22\xa0%), quedan "
+                                                "unos 1 min 10 s.")
+        assert download_line(None) is None
+    untrained = type("Runtime", (), {"untrained_reason": "no network", "message": "x"})()
+    with flask_app.test_request_context("/?lang=ko"):
+        assert untrained_line(untrained).startswith("학습되지 않은 가중치: no network.")
+        assert untrained_line(tiny_model) == tiny_model.message  # a runtime made by hand keeps its own words
