@@ -13,7 +13,8 @@ import sys
 
 from dash import Dash, set_props
 
-from components import ids, layout, lesson, state
+from components import i18n, ids, layout, lesson, state
+from components.i18n import _
 from components.shared_state import SharedStateError
 from components.views import VIEWS
 
@@ -23,23 +24,33 @@ def report_error(error: Exception) -> None:
     message on the page; the details go to the server log, never to the browser."""
     logging.getLogger("inside_gpt2").warning("callback failed", exc_info=error)
     if isinstance(error, (ValueError, KeyError, TypeError, IndexError)):
-        message = f"That request could not be handled: {str(error)[:300] or type(error).__name__}."
+        message = _("That request could not be handled: {reason}.").format(
+            reason=str(error)[:300] or type(error).__name__)
     else:
-        message = f"Something went wrong while computing this view ({type(error).__name__}); it was logged."
+        message = _("Something went wrong while computing this view ({error}); it was logged.").format(
+            error=type(error).__name__)
     set_props(ids.APP_ERROR, {"children": message})
+
+
+class InsideGPT2(Dash):
+    """Dash with the page's language on its <html> element (lang, and dir="rtl" for Arabic), per request."""
+
+    def interpolate_index(self, **kwargs):
+        return super().interpolate_index(**kwargs).replace("<html>", f"<html {i18n.html_attributes()}>", 1)
 
 
 def create_app(runtime=None) -> Dash:
     """The app; `runtime` is an already loaded model (tests), else the model loads in the background once per
     process, from the settings given to `state.model.configure`. Raises SharedStateError, with a message for
     people, when the views cache's folder or Redis is one other accounts could write to."""
-    app = Dash(__name__, title="Inside GPT-2", compress=True, update_title=None, on_error=report_error,
+    app = InsideGPT2(__name__, title="Inside GPT-2", compress=True, update_title=None, on_error=report_error,
                meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
     state.views_cache.init_app(app.server, config=state.cache_config())
+    app.server.after_request(i18n.remember_language)
     app.layout = layout.page
     layout.register(app)
     lesson.register(app)
-    for _, _, module in VIEWS:
+    for _unused, _unused, module in VIEWS:
         module.register(app)
     if runtime is not None:
         state.model.set(runtime)

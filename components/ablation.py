@@ -12,6 +12,7 @@ from dash import Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
+from .i18n import _, ngettext, number
 from .common import HIGHLIGHT, explanation, graph, message_figure, style
 
 MAX_ABLATED = 64   # heads switched off at once (each change is one forward pass)
@@ -69,37 +70,38 @@ def picker_figure(selected: frozenset, n_layer: int, n_head: int) -> go.Figure:
         z[l, h] = 1
     fig = go.Figure(go.Heatmap(z=z, x=[str(h + 1) for h in range(n_head)], y=[str(l + 1) for l in range(n_layer)],
                                colorscale=[[0, "#eef2f8"], [1, HIGHLIGHT]], zmin=0, zmax=1, showscale=False,
-                               xgap=2, ygap=2, hovertemplate="block %{y}, head %{x}<br>click to switch on/off"
-                                                             "<extra></extra>"))
-    fig.update_xaxes(title="head", type="category", side="top")
-    fig.update_yaxes(title="block", type="category", autorange="reversed")
-    style(fig, f"Heads switched off: {len(selected)} (click to toggle)", height=400)
+                               xgap=2, ygap=2, hovertemplate=_("block %{y}, head %{x}<br>click to switch "
+                                                               "on/off<extra></extra>")))
+    fig.update_xaxes(title=_("head"), type="category", side="top")
+    fig.update_yaxes(title=_("block"), type="category", autorange="reversed")
+    style(fig, _("Heads switched off: {n_selected} (click to toggle)").format(n_selected=len(selected)), height=400)
     return fig.update_layout(margin_t=100)  # the title, then the head numbers above the grid
 
 
 def comparison_figure(result: dict, texts: list[str]) -> go.Figure:
     fig = go.Figure()
-    fig.add_bar(x=texts, y=result["base"].astype(np.float32), name="intact model", marker_color="#3b7dd8",
-                hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>")
-    fig.add_bar(x=texts, y=result["ablated"].astype(np.float32), name="with heads switched off",
-                marker_color=HIGHLIGHT, hovertemplate="%{x}<br>p = %{y:.4f}<extra></extra>")
+    fig.add_bar(x=texts, y=result["base"].astype(np.float32), name=_("intact model"), marker_color="#3b7dd8",
+                hovertemplate=_("%{x}<br>p = %{y:.4f}<extra></extra>"))
+    fig.add_bar(x=texts, y=result["ablated"].astype(np.float32), name=_("with heads switched off"),
+                marker_color=HIGHLIGHT, hovertemplate=_("%{x}<br>p = %{y:.4f}<extra></extra>"))
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
     fig.update_xaxes(type="category", tickangle=-45)
-    fig.update_yaxes(title="next-token probability", tickformat=".3~g")  # 0.00015, never "150μ"
-    return style(fig, "Next-token probabilities, intact vs ablated", height=420)
+    fig.update_yaxes(title=_("next-token probability"), tickformat=".3~g")  # 0.00015, never "150μ"
+    return style(fig, _("Next-token probabilities, intact vs ablated"), height=420)
 
 
 def section():
     return [
         explanation(
-            "Does the prediction depend on a head? Switch heads off — their output z is set to zero, so they "
-            "write nothing into the residual stream — and compare the next-token distribution with the intact "
-            "model's. The KL divergence measures how much the distribution moved.",
+            _("Does the prediction depend on a head? Switch heads off — their output z is set to zero, so they write "
+              "nothing into the residual stream — and compare the next-token distribution with the intact model's. "
+              "The KL divergence measures how much the distribution moved."),
             r"z_h \leftarrow 0 \;\; (h \in \text{ablated}),\qquad "
             r"\mathrm{KL}(p \,\|\, \tilde p) = \sum_i p_i \log_2 \frac{p_i}{\tilde p_i}"),
-        html.Div([html.Button("Switch off the whole selected block", id="ablation-block", n_clicks=0,
+        html.Div([html.Button(_("Switch off the whole selected block"), id="ablation-block", n_clicks=0,
                               className="player-button"),
-                  html.Button("Switch all heads back on", id="ablation-clear", n_clicks=0, className="player-button")],
+                  html.Button(_("Switch all heads back on"), id="ablation-clear", n_clicks=0,
+                              className="player-button")],
                  className="gen-controls"),
         graph("ablation-picker"),
         html.Div(id="ablation-summary", className="output-summary", role="status"),
@@ -114,7 +116,7 @@ def register(app) -> None:
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("ablation-picker", "clickData"),
                   Input("ablation-block", "n_clicks"), Input("ablation-clear", "n_clicks"),
                   State("ablation-heads", "data"), State(ids.BLOCK, "value"))
-    def show_ablation(sequence, view, click, _, __, heads, block):
+    def show_ablation(sequence, view, click, _unused, __, heads, block):
         if view != "ablation" or not sequence:
             raise PreventUpdate
         runtime = state.model.get()
@@ -135,17 +137,20 @@ def register(app) -> None:
         stored = [list(c) for c in sorted(selected)]
         picker = picker_figure(selected, cfg.n_layer, cfg.n_head)
         if not selected:
-            return picker, message_figure("Click heads in the grid above to switch them off."), \
-                "All heads are on.", stored
+            return picker, message_figure(_("Click heads in the grid above to switch them off.")), \
+                _("All heads are on."), stored
         base = state.trace_for(sequence["ids"]).logits[-1].softmax(-1)
         result = compare(base, cache.probs(sequence["ids"], selected))
         tok = runtime.tokenizer
         texts = [f"{tok.token(i).text}" for i in result["ids"]]
         texts = [f"{t} ({i})" if texts.count(t) > 1 else t for t, i in zip(texts, result["ids"])]
         changed = result["top_base"] != result["top_ablated"]
-        summary = (f"{len(selected)} head(s) off. KL divergence {result['kl_bits']:.4f} bits. Top token: "
-                   f"{tok.token(result['top_base']).text} → {tok.token(result['top_ablated']).text}"
-                   f"{' (changed)' if changed else ' (unchanged)'}. Rose most: "
-                   + ", ".join(tok.token(i).text for i in result["up"]) + ". Fell most: "
-                   + ", ".join(tok.token(i).text for i in result["down"]) + ".")
+        top = {"before": tok.token(result["top_base"]).text, "after": tok.token(result["top_ablated"]).text}
+        summary = " ".join([
+            ngettext("{n} head off.", "{n} heads off.", len(selected)).format(n=len(selected)),
+            _("KL divergence {kl} bits.").format(kl=number(result["kl_bits"], 4)),
+            (_("Top token: {before} → {after} (changed).") if changed else
+             _("Top token: {before} → {after} (unchanged).")).format(**top),
+            _("Rose most: {tokens}.").format(tokens=", ".join(tok.token(i).text for i in result["up"])),
+            _("Fell most: {tokens}.").format(tokens=", ".join(tok.token(i).text for i in result["down"]))])
         return picker, comparison_figure(result, texts), summary, stored

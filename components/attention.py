@@ -16,6 +16,7 @@ from . import ids, state
 from .common import (DIVERGING, GRAPH_CONFIG, HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, axis_labels, explanation,
                      graph, message_figure, panels, style, thin_ticks, valid_index)
 from .heads import block_average
+from .i18n import N_, _, number, percent
 
 WINDOW = 128           # queries × keys shown in the per-head heatmaps (each is at most WINDOW² cells)
 HOVER_TERMS_MAX = 16   # up to this many queries and keys the pattern's hover lists the top q·k terms
@@ -26,12 +27,13 @@ FULL_WIDTH_ROWS = 16   # the concatenation is drawn at all 768 columns up to thi
 HEAD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39", "#7b4173"]
 HEADVIEW_HOVER = "headview-hover"  # dcc.Store: the output slot of the clientside callback that binds hover focus
-HINT = "Click a cell of the pattern (④) to see which of the dimensions of q and k made its score."
+HINT = N_("Click a cell of the pattern (④) to see which of the dimensions of q and k made its score.")
 
 
 def head_name(layer: int, head: int) -> str:
     """On screen blocks and heads count from 1; researchers' code (TransformerLens) counts from 0: show both."""
-    return f"block {layer + 1}, head {head + 1} (L{layer}H{head})"
+    return _("block {layer}, head {head} (L{layer2}H{head2})").format(
+        layer=layer + 1, head=head + 1, layer2=layer, head2=head)
 
 
 def window_starts(T: int, q_start=None, k_start=None, size: int = WINDOW) -> tuple[int, int, int]:
@@ -102,10 +104,13 @@ def qkv_figure(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], t
     D = q.shape[1]
     height = int(min(900, max(320, 14 * max(len(labels), len(key_labels)) + 140)))
     rows = dict(type="category", autorange="reversed")
-    layout, refs = panels(1, 3, [f"Q: what each token looks for ({len(labels)} × {D})",
-                                 f"K: what each token offers ({len(key_labels)} × {D})",
-                                 f"V: what it passes on ({len(key_labels)} × {D})"],
-                          x=dict(title="dimension d"), hgap=0.05)
+    layout, refs = panels(1, 3, [_("Q: what each token looks for ({n_labels} × {d})").format(
+        n_labels=len(labels), d=D),
+                                 _("K: what each token offers ({n_key_labels} × {d})").format(
+                                     n_key_labels=len(key_labels), d=D),
+                                 _("V: what it passes on ({n_key_labels} × {d})").format(
+                                     n_key_labels=len(key_labels), d=D)],
+                          x=dict(title=_("dimension d")), hgap=0.05)
     layout["yaxis"].update(rows, **_ticks(labels, height - 140))
     layout["yaxis2"].update(rows, **_ticks(key_labels, height - 140), showticklabels=key_labels != labels)
     layout["yaxis3"].update(rows, **_ticks(key_labels, height - 140), matches="y2", showticklabels=False)
@@ -113,7 +118,7 @@ def qkv_figure(q: np.ndarray, k: np.ndarray, v: np.ndarray, labels: list[str], t
     limit = float(max(np.abs(q).max(initial=0), np.abs(k).max(initial=0), np.abs(v).max(initial=0))) or 1.0
     traces = [_heatmap(m, dims, rows_, DIVERGING, zmin=-limit, zmax=limit, showscale=col == 2,
                        colorbar=dict(thickness=12), axes=refs[col],
-                       hover=f"{head}<br>token %{{y}}<br>{name}[%{{x}}] = %{{z:.4f}}")
+                       hover=_("{head}<br>token %{{y}}<br>{name}[%{{x}}] = %{{z:.4f}}").format(head=head, name=name))
               for col, (name, m, rows_) in enumerate((("q", q, labels), ("k", k, key_labels), ("v", v, key_labels)))]
     return style(go.Figure(data=traces, layout=layout), title, height=height)
 
@@ -130,29 +135,30 @@ def scores_figure(arrays: dict, labels: list[str], title: str, key_labels: list[
     Tq, Tk = raw.shape
     D = arrays["q"].shape[1] if "q" in arrays else 64
     root = math.sqrt(D)
-    layout, refs = panels(2, 2, ["① QKᵀ: raw scores q·k", f"② ÷ √{D} = {root:g}  (same colours as ①)",
-                                 "③ + causal mask M (grey: −∞, a later token)", "④ softmax → attention pattern A"],
-                          vgap=0.07, hgap=0.04)
+    titles = [_("① QKᵀ: raw scores q·k"), _("② ÷ √{d} = {root:g}  (same colours as ①)").format(d=D, root=root),
+              _("③ + causal mask M (grey: −∞, a later token)"), _("④ softmax → attention pattern A")]
+    layout, refs = panels(2, 2, titles, vgap=0.07, hgap=0.04)
     limit = float(np.abs(raw).max(initial=0)) or 1.0
-    hover_qk = f"{head}<br>query %{{y}} → key %{{x}}<br>"
+    hover_qk = _("{head}<br>query %{{y}} → key %{{x}}<br>").format(head=head)
     scores = dict(zmin=-limit, zmax=limit)
     traces = [
         _heatmap(raw, key_labels, labels, DIVERGING, **scores, showscale=True, axes=refs[0],
-                 colorbar=dict(title="score", thickness=12, len=0.42, y=0.79), hover=hover_qk + "q·k = %{z:.3f}"),
+                 colorbar=dict(title=_("score"), thickness=12, len=0.42, y=0.79), hover=hover_qk + "q·k = %{z:.3f}"),
         _heatmap(arrays["scaled"], key_labels, labels, DIVERGING, **scores, axes=refs[1],
                  hover=hover_qk + f"q·k / √{D} = %{{z:.3f}}"),
         _heatmap(arrays["masked"], key_labels, labels, DIVERGING, **scores, axes=refs[2],
-                 hover=hover_qk + "score + M = %{z:.3f}")]
+                 hover=hover_qk + _("score + M = %{z:.3f}"))]
     custom = [arrays["raw"], arrays["scaled"]]
-    hover = hover_qk + "<b>A = %{z:.4f}</b><br>raw q·k = %{customdata[0]:.3f}, " + f"÷ {root:g} = " + "%{customdata[1]:.3f}"
+    hover = hover_qk + _("<b>A = %{{z:.4f}}</b><br>raw q·k = %{{customdata[0]:.3f}}, ÷ {root:g} = "
+                         "%{{customdata[1]:.3f}}").format(root=root)
     if "q" in arrays and max(Tq, Tk) <= HOVER_TERMS_MAX:
         dims, products = top_qk_terms(arrays["q"], arrays["k"], TOP_TERMS)
         custom += [dims[..., n].astype(np.float32) for n in range(TOP_TERMS)]
         custom += [products[..., n] for n in range(TOP_TERMS)]
-        hover += "<br>largest q[d]·k[d] of the " + str(D) + " terms:" + "".join(
+        hover += "<br>" + _("largest q[d]·k[d] of the {d} terms:").format(d=D) + "".join(
             f"<br>  d=%{{customdata[{2 + n}]:.0f}}: %{{customdata[{2 + TOP_TERMS + n}]:+.3f}}" for n in range(TOP_TERMS))
     else:
-        hover += "<br>click for the q·k terms"
+        hover += _("<br>click for the q·k terms")
     customdata = np.stack(custom, axis=-1).astype(np.float32)
     customdata[np.isnan(pattern)] = 0  # masked cells have no hover; zeros keep the payload compressible
     top = float(np.nanmax(pattern)) if np.isfinite(pattern).any() else 1.0  # long windows: weights are small
@@ -176,12 +182,14 @@ def scores_figure(arrays: dict, labels: list[str], title: str, key_labels: list[
 def output_figure(z: np.ndarray, labels: list[str], head: str = "") -> go.Figure:
     """⑤ pattern · V: the head's output z (hook_z for this head), tokens × d_head."""
     D = z.shape[1]
+    hover = _("{head}<br>token %{{y}}<br>z[%{{x}}] = %{{z:.4f}}").format(head=head)
     fig = go.Figure(_heatmap(z, list(range(D)), labels, DIVERGING, zmid=0, showscale=True,
-                             colorbar=dict(thickness=12), hover=f"{head}<br>token %{{y}}<br>z[%{{x}}] = %{{z:.4f}}"))
+                             colorbar=dict(thickness=12), hover=hover))
     height = int(min(800, max(280, 14 * len(labels) + 120)))
     fig.update_yaxes(autorange="reversed", type="category", **_ticks(labels, height - 120))
-    fig.update_xaxes(title="dimension d")
-    return style(fig, f"⑤ A · V: this head's output z, {len(labels)} × {D} (each row is an A-weighted mix of V's rows)",
+    fig.update_xaxes(title=_("dimension d"))
+    return style(fig, _("⑤ A · V: this head's output z, {n_labels} × {d} (each row is an A-weighted mix of V's "
+                        "rows)").format(n_labels=len(labels), d=D),
                  height=height)
 
 
@@ -208,27 +216,31 @@ def projection_figure(z_all: np.ndarray, contributions: np.ndarray, attn_out: np
     T, H, D = z_all.shape
     group = (1 if T <= FULL_WIDTH_ROWS else 8) if group is None else group
     width = H * D
-    layout, refs = panels(1, 3, [f"concat(z₁ … z_{H}) = {T} × {width}", "‖z_h W_O[h]‖: who wrote most",
-                                 f"× W_O + b_O → attention output {T} × {attn_out.shape[1]}"],
+    layout, refs = panels(1, 3, [f"concat(z₁ … z_{H}) = {T} × {width}", _("‖z_h W_O[h]‖: who wrote most"),
+                                 _("× W_O + b_O → attention output {t} × {value}").format(
+                                     t=T, value=attn_out.shape[1])],
                           col_widths=[0.42, 0.18, 0.4], hgap=0.05)
     height = int(min(800, max(320, 14 * T + 150)))
     for n, suffix in enumerate(("", "2", "3")):
         layout[f"yaxis{suffix}"].update(autorange="reversed", type="category", showticklabels=n == 0,
                                         **_ticks(labels, height - 150))
     layout["xaxis2"]["type"] = "category"
-    span = f"columns %{{x}}–%{{x}}+{group - 1}" if group > 1 else "column %{x}"
-    what = "mean " if group > 1 else ""
+    span = _("columns %{{x}}–%{{x}}+{last}").format(last=group - 1) if group > 1 else _("column %{x}")
+    dims = _("dimensions %{{x}}–%{{x}}+{last}").format(last=group - 1) if group > 1 else _("dimension %{x}")
+    what = _("mean") + " " if group > 1 else ""
     starts = np.arange(0, width - group + 1, group)
     out_starts = np.arange(0, attn_out.shape[1] - group + 1, group)
     traces = [
         _heatmap(column_means(z_all.reshape(T, width), group), starts, labels, DIVERGING, zmid=0, axes=refs[0],
                  customdata=np.tile((starts // D + 1).astype(np.uint8), (T, 1)),
-                 hover=f"token %{{y}}<br>{span} (head %{{customdata}})<br>{what}%{{z:.4f}}"),
+                 hover=_("token %{{y}}<br>{span} (head %{{customdata}})<br>{what}%{{z:.4f}}").format(
+                     span=span, what=what)),
         _heatmap(contributions.T, [str(h + 1) for h in range(H)], labels, SEQUENTIAL, zmin=0, axes=refs[1],
-                 hover="token %{y}<br>head %{x}<br>‖z_h W_O[h]‖ = %{z:.3f}"),
+                 hover=_("token %{y}<br>head %{x}<br>‖z_h W_O[h]‖ = %{z:.3f}")),
         _heatmap(column_means(attn_out, group), out_starts, labels, DIVERGING, zmid=0, showscale=True, axes=refs[2],
                  colorbar=dict(thickness=12),
-                 hover=f"token %{{y}}<br>{span.replace('column', 'dimension')}<br>{what}%{{z:.4f}}")]
+                 hover=_("token %{{y}}<br>{value}<br>{what}%{{z:.4f}}").format(
+                     value=dims, what=what))]
     outline = dict(color=HIGHLIGHT, width=2)
     layout["shapes"] = [
         dict(type="rect", xref=refs[0][0], yref=refs[0][1], x0=head * D - group / 2, x1=(head + 1) * D - group / 2,
@@ -236,8 +248,8 @@ def projection_figure(z_all: np.ndarray, contributions: np.ndarray, attn_out: np
         dict(type="rect", xref=refs[1][0], yref=refs[1][1], x0=head - 0.5, x1=head + 0.5, y0=-0.5, y1=T - 0.5,
              line=outline)]
     fig = go.Figure(data=traces, layout=layout)
-    note = f" (wide matrices as means of {group} columns)" if group > 1 else ""
-    return style(fig, f"⑥ Concatenation and output projection W_O{note}", height=height)
+    note = _(" (wide matrices as means of {group} columns)").format(group=group) if group > 1 else ""
+    return style(fig, _("⑥ Concatenation and output projection W_O{note}").format(note=note), height=height)
 
 
 def overview_figure(pattern: np.ndarray, labels: list[str], window: tuple[int, int, int],
@@ -248,25 +260,27 @@ def overview_figure(pattern: np.ndarray, labels: list[str], window: tuple[int, i
     z, edges = block_average(pattern, max_size)
     x = (edges - 0.5).astype(np.float32)
     binned = T > max_size
-    hover = (f"{head}<br>queries near %{{y:.0f}}, keys near %{{x:.0f}}<br>mean A = %{{z:.4f}}" if binned
-             else f"{head}<br>query %{{y:.0f}} → key %{{x:.0f}}<br>A = %{{z:.4f}}")
+    hover = (_("{head}<br>queries near %{{y:.0f}}, keys near %{{x:.0f}}<br>mean A = %{{z:.4f}}") if binned
+             else _("{head}<br>query %{{y:.0f}} → key %{{x:.0f}}<br>A = %{{z:.4f}}")).format(head=head)
     visible = z[np.isfinite(z)]
     # long prompts spread attention thin: colours run to the 99th percentile (darker cells saturate)
     top = float(np.quantile(visible, 0.99)) if visible.size else 1.0
     fig = go.Figure(_heatmap(z, x, x, SEQUENTIAL, zmin=0, zmax=min(1.0, max(top, 1e-3)), showscale=True,
                              colorbar=dict(thickness=12),
-                             hover=hover + "<br>click to show this part below"))
+                             hover=hover + _("<br>click to show this part below")))
     q0, k0, size = window
     fig.add_shape(type="rect", x0=k0 - 0.5, x1=k0 + size - 0.5, y0=q0 - 0.5, y1=q0 + size - 0.5,
                   line=dict(color=HIGHLIGHT, width=2))
     step = max(1, -(-T // 24))
     ticks = dict(tickmode="array", tickvals=list(range(0, T, step)), ticktext=labels[::step])
-    fig.update_xaxes(range=[-0.5, T - 0.5], tickangle=-60, showgrid=False, zeroline=False, title="key", **ticks)
-    fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, zeroline=False, title="query", scaleanchor="x", **ticks)
+    fig.update_xaxes(range=[-0.5, T - 0.5], tickangle=-60, showgrid=False, zeroline=False, title=_("key"), **ticks)
+    fig.update_yaxes(range=[T - 0.5, -0.5], showgrid=False, zeroline=False, title=_("query"), scaleanchor="x", **ticks)
     fig.update_layout(plot_bgcolor=MASKED_COLOR)
     n = len(edges) - 1
-    scale = f"averaged into {n} × {n} blocks of about {T / n:.1f} tokens a side" if binned else "every cell"
-    return style(fig, f"The whole pattern, {T} × {T} ({scale}); the outlined window is shown below", height=560)
+    scale = (_("averaged into {n} × {n} blocks of about {t} tokens a side").format(n=n, t=number(T / n, 1))
+             if binned else _("every cell"))
+    return style(fig, _("The whole pattern, {t} × {t} ({scale}); the outlined window is shown below").format(
+        t=T, scale=scale), height=560)
 
 
 def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: int | None = None,
@@ -308,7 +322,7 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                     ys += [-int(i), -int(j), None]
                 fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=0.5 + 5 * min(high, 1)),
                                 opacity=min(1.0, 0.12 + 0.88 * min(high, 1)), hoverinfo="skip", showlegend=False)
-        name = f"head {head + 1}" + (f" (L{layer}H{head})" if layer is not None else f" ({head})")
+        name = _("head {head}").format(head=head + 1) + (f" (L{layer}H{head})" if layer is not None else f" ({head})")
         fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4), name=name)
     for x, anchor, positions, code, role in ((0, "left", rows, 0, "query"), (1, "right", cols, 1, "key")):
         colours = [HIGHLIGHT if (focus == p and side == role) else "#333" for p in positions]
@@ -316,26 +330,28 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                         text=[texts[p] for p in positions], textposition=f"middle {'left' if x == 0 else 'right'}",
                         textfont=dict(color=colours), marker=dict(size=7, color=colours), showlegend=False,
                         customdata=[[p, code] for p in positions],
-                        hovertemplate=f"%{{text}} as {role}<br>its lines alone while hovered; click to keep"
-                                      "<extra></extra>")
+                        hovertemplate=_("%{{text}} as {role}<br>its lines alone while hovered; click to "
+                                        "keep<extra></extra>").format(role=role))
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
     fig.update_yaxes(visible=False)
     # Each over its own column of token labels (outwards from the lines), so the two never meet on a phone.
-    fig.add_annotation(x=0, y=1, xref="x", yref="paper", text="<b>query</b> (attends)", showarrow=False,
+    fig.add_annotation(x=0, y=1, xref="x", yref="paper", text=_("<b>query</b> (attends)"), showarrow=False,
                        xanchor="right", yanchor="bottom")
-    fig.add_annotation(x=1, y=1, xref="x", yref="paper", text="<b>key</b> (is attended to)", showarrow=False,
+    fig.add_annotation(x=1, y=1, xref="x", yref="paper", text=_("<b>key</b> (is attended to)"), showarrow=False,
                        xanchor="left", yanchor="bottom")
     if not drawn:
         fig.add_annotation(x=0.5, y=0.5, xref="x", yref="paper", showarrow=False, bgcolor="white",
-                           text=f"No weight here reaches {min_weight:.0%}: attention is spread thin<br>"
-                                "(or goes to tokens outside the tokens shown)")
+                           text=_("No weight here reaches {min_weight}: attention is spread thin<br>(or goes to "
+                                  "tokens outside the tokens shown)").format(min_weight=percent(min_weight)))
     elif dropped:
         fig.add_annotation(x=0.5, y=1, xref="x", yref="paper", showarrow=False, yanchor="bottom",
-                           text=f"the {drawn:,} largest weights drawn; {dropped:,} more of at least {min_weight:.0%} left out")
+                           text=_("the {drawn} largest weights drawn; {dropped} more of at least {min_weight} left "
+                                  "out").format(
+                               drawn=number(drawn), dropped=number(dropped), min_weight=percent(min_weight)))
     fig.update_layout(legend=dict(x=1.0, y=1.0, xanchor="right", yanchor="top", bgcolor="rgba(255,255,255,0.8)"),
                       dragmode="pan")
     height = max(320, 18 * max(len(rows), len(cols)) + 140)
-    return style(fig, "Head view: lines from each query token to the tokens it attends to", height=height)
+    return style(fig, _("Head view: lines from each query token to the tokens it attends to"), height=height)
 
 
 def qk_terms_figure(q_i: np.ndarray, k_j: np.ndarray, title: str) -> go.Figure:
@@ -345,9 +361,9 @@ def qk_terms_figure(q_i: np.ndarray, k_j: np.ndarray, title: str) -> go.Figure:
     colors = [HIGHLIGHT if d in top else "#9db4d8" for d in range(len(products))]
     fig = go.Figure(go.Bar(x=np.arange(len(products)), y=products, marker_color=colors,
                            customdata=np.stack([q_i, k_j], axis=1).astype(np.float32),
-                           hovertemplate="d = %{x}<br>q[d] = %{customdata[0]:.4f}<br>k[d] = %{customdata[1]:.4f}"
-                                         "<br>q[d]·k[d] = %{y:.4f}<extra></extra>"))
-    fig.update_xaxes(title="dimension d")
+                           hovertemplate=_("d = %{x}<br>q[d] = %{customdata[0]:.4f}<br>k[d] = "
+                                           "%{customdata[1]:.4f}<br>q[d]·k[d] = %{y:.4f}<extra></extra>")))
+    fig.update_xaxes(title=_("dimension d"))
     fig.update_yaxes(title="q[d]·k[d]", zeroline=True, zerolinecolor="#999")
     return style(fig, title, height=300)
 
@@ -362,14 +378,14 @@ def _position(label) -> int:
 def section():
     return [
         explanation(
-            "A **head** is one of the model's ways of reading the earlier tokens. For every token it makes a "
-            "**query** q (what am I looking for?), a **key** k (what do I offer?) and a **value** v (what I pass "
-            "on), each 64 numbers, from the token's LayerNorm-ed residual stream. A query is compared with every "
-            "key by a dot product (①), divided by √64 = 8 so the scores are not too large for softmax (②); the "
-            "causal mask M hides later tokens (③, grey); softmax turns each row into weights that sum to 1 (④); "
-            "the head's output is the weighted sum of the values (⑤). The 12 heads' outputs are joined side by "
-            "side and projected back into the residual stream (⑥). Hover a cell of ④ for every stage and the "
-            "largest of the 64 products that make its score; click it for all 64.",
+            _("A **head** is one of the model's ways of reading the earlier tokens. For every token it makes a "
+              "**query** q (what am I looking for?), a **key** k (what do I offer?) and a **value** v (what I pass "
+              "on), each 64 numbers, from the token's LayerNorm-ed residual stream. A query is compared with every "
+              "key by a dot product (①), divided by √64 = 8 so the scores are not too large for softmax (②); the "
+              "causal mask M hides later tokens (③, grey); softmax turns each row into weights that sum to 1 (④); "
+              "the head's output is the weighted sum of the values (⑤). The 12 heads' outputs are joined side by "
+              "side and projected back into the residual stream (⑥). Hover a cell of ④ for every stage and the "
+              "largest of the 64 products that make its score; click it for all 64."),
             r"\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^{\top}}{\sqrt{d_k}} + M\right) V,"
             r"\quad M_{ij} = \begin{cases} 0 & j \le i \\ -\infty & j > i \end{cases},"
             r"\quad Q = \mathrm{LN}_1(X)\,W_Q^h + b_Q^h"),
@@ -377,41 +393,41 @@ def section():
         html.Div([
             html.P(id="attention-window-note", className="facts"),
             html.Div([
-                html.Label("First query", htmlFor="attention-q-start"),
+                html.Label(_("First query"), htmlFor="attention-q-start"),
                 dcc.Input(id="attention-q-start", type="number", min=0, step=1, debounce=True, className="gen-n"),
-                html.Label("First key", htmlFor="attention-k-start"),
+                html.Label(_("First key"), htmlFor="attention-k-start"),
                 dcc.Input(id="attention-k-start", type="number", min=0, step=1, debounce=True, className="gen-n"),
             ], className="inline-control"),
             graph("attention-overview"),
         ], id="attention-long", style={"display": "none"}),
         graph("attention-qkv"),
         graph("attention-scores"),
-        html.Div([html.Div(HINT, id="attention-cell", role="status"),
+        html.Div([html.Div(_(HINT), id="attention-cell", role="status"),
                   html.Div(dcc.Graph(id="attention-cell-terms", config=GRAPH_CONFIG), id="attention-cell-terms-wrap",
                            style={"display": "none"})], className="cell-inspector"),
         graph("attention-output"),
         explanation(
-            "Each head writes 64 numbers per token. The heads' outputs are placed side by side (12 × 64 = 768 "
-            "columns; the open head's slice is outlined) and multiplied by one 768 × 768 matrix W_O (GPT-2's "
-            "`c_proj`). Because the concatenation is multiplied blockwise, the result is the sum of each head's "
-            "own contribution `z_h · W_O[h]` (its 64 rows of W_O); the middle chart shows how large each one is, "
-            "per token: which heads wrote most into the residual stream.",
+            _("Each head writes 64 numbers per token. The heads' outputs are placed side by side (12 × 64 = 768 "
+              "columns; the open head's slice is outlined) and multiplied by one 768 × 768 matrix W_O (GPT-2's "
+              "`c_proj`). Because the concatenation is multiplied blockwise, the result is the sum of each head's "
+              "own contribution `z_h · W_O[h]` (its 64 rows of W_O); the middle chart shows how large each one is, "
+              "per token: which heads wrote most into the residual stream."),
             r"\mathrm{attn\_out} = [\,z_1 \,\|\, z_2 \,\|\, \cdots \,\|\, z_{12}\,]\; W_O + b_O"
             r" = \sum_{h=1}^{12} z_h\, W_O[h] + b_O"),
         graph("attention-projection"),
         explanation(
-            "The head view draws the same pattern as lines: each token on the left (as a query) is joined to the "
-            "tokens on the right (as keys) it attends to; thicker, darker lines carry more weight (weights under "
-            "1% are not drawn). Choose several heads to compare them in colour; hover a token to see only its "
-            "lines, click it to keep them so, click it again to see all."),
+            _("The head view draws the same pattern as lines: each token on the left (as a query) is joined to the "
+              "tokens on the right (as keys) it attends to; thicker, darker lines carry more weight (weights under "
+              "1% are not drawn). Choose several heads to compare them in colour; hover a token to see only its "
+              "lines, click it to keep them so, click it again to see all.")),
         html.Div([
-            html.Label("Heads", htmlFor="headview-heads"),
-            dcc.Dropdown(id="headview-heads", multi=True, placeholder="the open head"),
-            html.Label("Focus on token", htmlFor="headview-focus"),
-            dcc.Dropdown(id="headview-focus", value=None, placeholder="all tokens"),
+            html.Label(_("Heads"), htmlFor="headview-heads"),
+            dcc.Dropdown(id="headview-heads", multi=True, placeholder=_("the open head")),
+            html.Label(_("Focus on token"), htmlFor="headview-focus"),
+            dcc.Dropdown(id="headview-focus", value=None, placeholder=_("all tokens")),
             dcc.RadioItems(id="headview-side", value="query", className="radio", inline=True,
-                           options=[{"label": "as query (what it reads)", "value": "query"},
-                                    {"label": "as key (who reads it)", "value": "key"}]),
+                           options=[{"label": _("as query (what it reads)"), "value": "query"},
+                                    {"label": _("as key (who reads it)"), "value": "key"}]),
         ], className="headview-controls"),
         graph("attention-headview"),
         dcc.Store(id=HEADVIEW_HOVER),
@@ -438,7 +454,8 @@ def register(app) -> None:
         trace = state.trace_for(sequence["ids"])
         cfg = trace.config
         if not valid_index(layer, cfg.n_layer) or not valid_index(head, cfg.n_head):
-            bad = message_figure(f"Choose a block from 1 to {cfg.n_layer} and a head from 1 to {cfg.n_head}.")
+            bad = message_figure(_("Choose a block from 1 to {n_layer} and a head from 1 to {n_head}.").format(
+                n_layer=cfg.n_layer, n_head=cfg.n_head))
             return "", bad, bad, bad, bad, bad, {"display": "none"}, "", "", "", [], []
         all_labels = axis_labels(trace.tokens)
         T = len(all_labels)
@@ -448,7 +465,8 @@ def register(app) -> None:
         name = head_name(layer, head)
         short = name[0].upper() + name[1:]  # hover text says which head: "Block 6, head 2 (L5H1)"
         long = T > size
-        where = f", queries {q0}–{q0 + size - 1} × keys {k0}–{k0 + size - 1} of {T} tokens" if long else ""
+        where = _(", queries {q0}–{value} × keys {k0}–{value2} of {t} tokens").format(
+            q0=q0, value=q0 + size - 1, k0=k0, value2=k0 + size - 1, t=T) if long else ""
         z_all = trace[f"blocks.{layer}.attn.hook_z"][q0:q0 + size].numpy()
         w_o = state.model.get().model.h[layer].attn.c_proj.weight.detach().float().cpu().numpy()
         projection = projection_figure(z_all, head_contributions(z_all, w_o),
@@ -456,16 +474,20 @@ def register(app) -> None:
         if long:
             overview = overview_figure(trace[f"blocks.{layer}.attn.hook_pattern"][head].numpy(), all_labels,
                                        (q0, k0, size), head=short)
-            note = (f"This prompt has {T} tokens: the charts below show {size} queries × {size} keys (the window "
-                    f"outlined here, every number exact). Click the overview or type the first positions to move it.")
+            note = _("This prompt has {t} tokens: the charts below show {size} queries × {size} keys (the window "
+                     "outlined here, every number exact). Click the overview or type the first positions to move "
+                     "it.").format(t=T, size=size)
         else:
             overview, note = message_figure(""), ""
-        head_options = [{"label": f"head {h + 1} (L{layer}H{h})", "value": h} for h in range(cfg.n_head)]
+        head_options = [{"label": _("head {h} (L{layer}H{h2})").format(h=h + 1, layer=layer, h2=h), "value": h}
+                        for h in range(cfg.n_head)]
         shown = sorted(set(range(q0, q0 + size)) | set(range(k0, k0 + size)))
         focus_options = [{"label": all_labels[p], "value": p} for p in shown]
         return (name[0].upper() + name[1:] + where,
-                scores_figure(arrays, labels, f"Scores and pattern: {name}", key_labels, head=short),
-                qkv_figure(arrays["q"], arrays["k"], arrays["v"], labels, f"Queries, keys, values: {name}",
+                scores_figure(arrays, labels, _("Scores and pattern: {name}").format(name=name), key_labels,
+                              head=short),
+                qkv_figure(arrays["q"], arrays["k"], arrays["v"], labels, _("Queries, keys, values: {name}").format(
+                    name=name),
                            key_labels, head=short),
                 output_figure(arrays["z"], labels, head=short), projection, overview,
                 {"display": "block"} if long else {"display": "none"}, note, str(q0), str(k0), head_options,
@@ -487,7 +509,7 @@ def register(app) -> None:
             query, key = int(round(float(point["y"]))), int(round(float(point["x"])))
         except (TypeError, KeyError, ValueError, IndexError, OverflowError):
             raise PreventUpdate from None
-        q0, k0, _ = window_starts(T, query - WINDOW // 2, key - WINDOW // 2)
+        q0, k0, _unused = window_starts(T, query - WINDOW // 2, key - WINDOW // 2)
         return q0, k0
 
     @app.callback(Output("attention-headview", "figure"),
@@ -504,7 +526,8 @@ def register(app) -> None:
         chosen = heads if isinstance(heads, list) and heads else [head]
         chosen = sorted({h for h in chosen if valid_index(h, cfg.n_head)})
         if not valid_index(layer, cfg.n_layer) or not chosen:
-            return message_figure(f"Choose a block from 1 to {cfg.n_layer} and at least one head.")
+            return message_figure(_("Choose a block from 1 to {n_layer} and at least one head.").format(
+                n_layer=cfg.n_layer))
         q0, k0, size = _window(sequence, q_start, k_start)
         pattern = trace[f"blocks.{layer}.attn.hook_pattern"].numpy()
         texts = axis_labels(trace.tokens)
@@ -541,21 +564,21 @@ def register(app) -> None:
         if view != "attention" or not sequence:
             raise PreventUpdate
         if not click:
-            return HINT, message_figure(""), hidden
+            return _(HINT), message_figure(""), hidden
         try:
             point = click["points"][0]
             i, j = _position(point["y"]), _position(point["x"])
         except (TypeError, KeyError, ValueError, IndexError):
-            return HINT, message_figure(""), hidden
+            return _(HINT), message_figure(""), hidden
         trace = state.trace_for(sequence["ids"])
         cfg = trace.config
         labels = axis_labels(trace.tokens)
         if not (valid_index(layer, cfg.n_layer) and valid_index(head, cfg.n_head) and valid_index(i, len(labels))
                 and valid_index(j, len(labels))):
-            return "That cell is not in this prompt: click a cell of the pattern.", message_figure(""), hidden
+            return _("That cell is not in this prompt: click a cell of the pattern."), message_figure(""), hidden
         if j > i:
-            return (f"Query {labels[i]} cannot see key {labels[j]}: it comes later, so the mask sets its score to "
-                    f"−∞ and its weight to 0."), message_figure(""), hidden
+            return (_("Query {labels} cannot see key {labels2}: it comes later, so the mask sets its score to −∞ and "
+                      "its weight to 0.").format(labels=labels[i], labels2=labels[j])), message_figure(""), hidden
         b = f"blocks.{layer}.attn"
         q_i, k_j = trace[f"{b}.hook_q"][i, head].numpy(), trace[f"{b}.hook_k"][j, head].numpy()
         raw = float(q_i.astype(np.float64) @ k_j.astype(np.float64))
@@ -565,12 +588,13 @@ def register(app) -> None:
         rows = [html.Tr([html.Td(t["dim"]), html.Td(f"{t['q']:.4f}"), html.Td(f"{t['k']:.4f}"),
                          html.Td(f"{t['product']:+.4f}")]) for t in terms]
         name = head_name(layer, head)
-        text = [html.P(f"{name[0].upper() + name[1:]}: query {labels[i]} → key {labels[j]}. Raw score q·k = "
-                       f"{raw:.4f}; ÷ {root:g} = {raw / root:.4f}; after softmax over the {i + 1} keys it can see, "
-                       f"attention weight A = {weight:.4f}. The raw score is the sum of {q_i.shape[0]} products "
-                       f"q[d]·k[d]; the {len(terms)} largest:"),
-                html.Table([html.Thead(html.Tr([html.Th("dimension d"), html.Th("q[d]"), html.Th("k[d]"),
+        text = [html.P(_("{value}: query {labels} → key {labels2}. Raw score q·k = {raw}; ÷ {root:g} = {raw2}; after "
+                         "softmax over the {i} keys it can see, attention weight A = {weight}. The raw score is the "
+                         "sum of {value2} products q[d]·k[d]; the {n_terms} largest:").format(
+            value=name[0].upper() + name[1:], labels=labels[i], labels2=labels[j], raw=number(raw, 4), root=root,
+            raw2=number(raw / root, 4), i=i + 1, weight=number(weight, 4), value2=q_i.shape[0], n_terms=len(terms))),
+                html.Table([html.Thead(html.Tr([html.Th(_("dimension d")), html.Th("q[d]"), html.Th("k[d]"),
                                                 html.Th("q[d]·k[d]")])), html.Tbody(rows)], className="terms")]
-        figure = qk_terms_figure(q_i, k_j, f"All {q_i.shape[0]} terms of q·k for {labels[i]} → {labels[j]} "
-                                           f"(sum = {raw:.3f})")
+        figure = qk_terms_figure(q_i, k_j, _("All {value} terms of q·k for {labels} → {labels2} (sum = {raw})").format(
+            value=q_i.shape[0], labels=labels[i], labels2=labels[j], raw=number(raw, 3)))
         return text, figure, {"display": "block"}

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from .i18n import _, number, separators
+
 FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 # Diverging scale for signed values (activations, embeddings), sequential for probabilities.
 DIVERGING = "RdBu_r"
@@ -50,7 +52,10 @@ def token_window(n_tokens: int, position: int, size: int = WINDOW_ROWS) -> tuple
 
 def window_note(start: int, stop: int, n_tokens: int) -> str:
     """" (positions 896–1,023 of 1,024 tokens)" when a chart shows a window, else ""."""
-    return f" (positions {start:,}–{stop - 1:,} of {n_tokens:,} tokens)" if stop - start < n_tokens else ""
+    if stop - start == n_tokens:
+        return ""
+    return " " + _("(positions {start}–{last} of {n} tokens)").format(
+        start=number(start), last=number(stop - 1), n=number(n_tokens))
 
 
 def rows_height(n_rows: int, row_px: int, extra: int, minimum: int) -> int:
@@ -106,7 +111,7 @@ def style(fig: go.Figure, title: str | None = None, height: int | None = None) -
                        for a in fig.layout.annotations)
     top = (50 if title else 20) + (26 if panel_titles else 0)
     fig.update_layout(title=title, font_family=FONT, margin=dict(l=60, r=20, t=top, b=50),
-                      paper_bgcolor="white", plot_bgcolor="white", height=height)
+                      paper_bgcolor="white", plot_bgcolor="white", height=height, separators=separators())
     return fig
 
 

@@ -10,15 +10,16 @@ from plotly.subplots import make_subplots
 
 from . import ids, state
 from .common import DIVERGING, axis_labels, explanation, graph, message_figure, style, thin_ticks
+from .i18n import N_, _, ngettext, number
 from .tokens import sequence_ids
 
 # Rows sent to the browser (float32, 768 columns: 3 KB a row): a 1,024-token heatmap would be 3 MB a part.
 MAX_ROWS = 64       # one part
 MAX_ROWS_ALL = 32   # all three parts stacked
-PARTS = {"all": "All three: token + position = sum", "sum": "Sum (what block 1 reads)",
-         "token": "Token embedding W_E[t]", "position": "Position embedding W_P[i]"}
-PART_TITLES = {"token": "Token embedding W_E[tᵢ]", "position": "Position embedding W_P[i]",
-               "sum": "Sum xᵢ = W_E[tᵢ] + W_P[i]"}
+PARTS = {"all": N_("All three: token + position = sum"), "sum": N_("Sum (what block 1 reads)"),
+         "token": N_("Token embedding W_E[t]"), "position": N_("Position embedding W_P[i]")}
+PART_TITLES = {"token": N_("Token embedding W_E[tᵢ]"), "position": N_("Position embedding W_P[i]"),
+               "sum": N_("Sum xᵢ = W_E[tᵢ] + W_P[i]")}
 
 
 def colour_limit(*matrices: np.ndarray) -> float:
@@ -33,8 +34,9 @@ def _heatmap(matrix: np.ndarray, labels: list[str], name: str, limit: float, sho
     return go.Heatmap(
         z=np.asarray(matrix, dtype=np.float32), y=labels, name=name, colorscale=DIVERGING, zmid=0,
         zmin=-limit, zmax=limit, showscale=showscale,
-        colorbar=dict(title=dict(text="value", side="right"), thickness=12),
-        hovertemplate=f"{name}<br>token %{{y}}<br>dimension %{{x}}<br>value %{{z:.4f}}<extra></extra>")
+        colorbar=dict(title=dict(text=_("value"), side="right"), thickness=12),
+        hovertemplate=f"{name}<br>{_('token')} %{{y}}<br>{_('dimension')} %{{x}}<br>{_('value')} %{{z:.4f}}"
+                      "<extra></extra>")
 
 
 def _row_height(n_rows: int) -> int:
@@ -45,8 +47,8 @@ def embedding_heatmap_figure(matrix: np.ndarray, labels: list[str], title: str) 
     """Tokens × d_model heatmap of one part (rows in token order), diverging colours centred at 0."""
     matrix = np.asarray(matrix, dtype=np.float32)
     fig = go.Figure(_heatmap(matrix, labels, title, colour_limit(matrix), True))
-    fig.update_yaxes(autorange="reversed", type="category", title="token", **thin_ticks(labels))
-    fig.update_xaxes(title=f"dimension (0 … {matrix.shape[1] - 1})")
+    fig.update_yaxes(autorange="reversed", type="category", title=_("token"), **thin_ticks(labels))
+    fig.update_xaxes(title=_("dimension (0 … {last})").format(last=matrix.shape[1] - 1))
     return style(fig, title, height=max(260, _row_height(len(labels)) * len(labels) + 130))
 
 
@@ -57,11 +59,11 @@ def embedding_parts_figure(tok: np.ndarray, pos: np.ndarray, labels: list[str]) 
     parts = {"token": tok, "position": pos, "sum": tok + pos}
     limit = colour_limit(*parts.values())
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[PART_TITLES[k] for k in parts])
+                        subplot_titles=[_(PART_TITLES[k]) for k in parts])
     for row, (key, matrix) in enumerate(parts.items(), start=1):
-        fig.add_trace(_heatmap(matrix, labels, PART_TITLES[key], limit, row == 1), row=row, col=1)
+        fig.add_trace(_heatmap(matrix, labels, _(PART_TITLES[key]), limit, row == 1), row=row, col=1)
         fig.update_yaxes(autorange="reversed", type="category", row=row, col=1, **thin_ticks(labels, 16))
-    fig.update_xaxes(title=f"dimension (0 … {tok.shape[1] - 1})", row=3, col=1)
+    fig.update_xaxes(title=_("dimension (0 … {last})").format(last=tok.shape[1] - 1), row=3, col=1)
     panel = max(90, _row_height(len(labels)) * len(labels))
     return style(fig, None, height=3 * panel + 170)
 
@@ -70,36 +72,40 @@ def embedding_norms_figure(tok: np.ndarray, pos: np.ndarray, labels: list[str]) 
     """L2 norm per token of the token embedding, the position embedding and their sum."""
     tok, pos = np.asarray(tok, dtype=np.float32), np.asarray(pos, dtype=np.float32)
     fig = go.Figure()
-    for name, matrix, colour in (("‖token‖", tok, "#3b7dd8"), ("‖position‖", pos, "#9aa5b8"),
-                                 ("‖sum‖", tok + pos, "#e4572e")):
+    for name, matrix, colour in ((_("‖token‖"), tok, "#3b7dd8"), (_("‖position‖"), pos, "#9aa5b8"),
+                                 (_("‖sum‖"), tok + pos, "#e4572e")):
         fig.add_bar(x=labels, y=np.linalg.norm(matrix, axis=1).astype(np.float32), name=name, marker_color=colour,
-                    hovertemplate="token %{x}<br>" + name + " = %{y:.3f}<extra></extra>")
+                    hovertemplate=_("token") + " %{x}<br>" + name + " = %{y:.3f}<extra></extra>")
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
                       bargap=0.25 if len(labels) < 40 else 0.05)
-    fig.update_xaxes(type="category", title="token", **thin_ticks(labels))
-    fig.update_yaxes(title="length (L2 norm)")
-    return style(fig, "Vector lengths per token", height=320)
+    fig.update_xaxes(type="category", title=_("token"), **thin_ticks(labels))
+    fig.update_yaxes(title=_("length (L2 norm)"))
+    return style(fig, _("Vector lengths per token"), height=320)
 
 
 def table_facts(cfg, n_tokens: int | None = None) -> str:
-    return (f"Token-embedding table W_E: {cfg.vocab_size:,} × {cfg.d_model:,} = {cfg.vocab_size * cfg.d_model:,} "
-            f"parameters (the same matrix scores the next token at the output: the weights are tied). "
-            f"Position-embedding table W_P: {cfg.n_ctx:,} × {cfg.d_model:,} = {cfg.n_ctx * cfg.d_model:,} "
-            f"parameters." + ("" if n_tokens is None else
-                               f" This prompt reads {n_tokens:,} row{'s' if n_tokens != 1 else ''} of each."))
+    facts = _("Token-embedding table W_E: {vocab} × {d_model} = {n_tok} parameters (the same matrix scores the "
+              "next token at the output: the weights are tied). Position-embedding table W_P: {n_ctx} × {d_model} "
+              "= {n_pos} parameters.").format(
+        vocab=number(cfg.vocab_size), d_model=number(cfg.d_model), n_tok=number(cfg.vocab_size * cfg.d_model),
+        n_ctx=number(cfg.n_ctx), n_pos=number(cfg.n_ctx * cfg.d_model))
+    if n_tokens is not None:
+        facts += " " + ngettext("This prompt reads {n} row of each.", "This prompt reads {n} rows of each.",
+                                n_tokens).format(n=number(n_tokens))
+    return facts
 
 
 def section():
     return [
         explanation(
-            "Each token id picks one row of the **token-embedding** table: 768 learned numbers that stand for "
-            "the token, whatever its position. Each position picks one row of the **position-embedding** table, "
-            "so the model knows the order. Their sum is the vector that enters block 1: the start of the "
-            "residual stream. Red is positive, blue negative; hover a cell for its value.",
+            _("Each token id picks one row of the **token-embedding** table: 768 learned numbers that stand for "
+              "the token, whatever its position. Each position picks one row of the **position-embedding** "
+              "table, so the model knows the order. Their sum is the vector that enters block 1: the start of "
+              "the residual stream. Red is positive, blue negative; hover a cell for its value."),
             r"x_i = W_E[t_i] + W_P[i], \qquad W_E \in \mathbb{R}^{50\,257 \times 768},\;"
             r" W_P \in \mathbb{R}^{1\,024 \times 768}"),
         html.P(id="embedding-facts", className="facts"),
-        dcc.RadioItems(id="embedding-part", options=[{"label": v, "value": k} for k, v in PARTS.items()],
+        dcc.RadioItems(id="embedding-part", options=[{"label": _(v), "value": k} for k, v in PARTS.items()],
                        value="all", inline=True, className="radio"),
         graph("embedding-heatmap"),
         graph("embedding-norms"),
@@ -115,9 +121,10 @@ def register(app) -> None:
         if view != "embeddings":
             raise PreventUpdate
         cfg = state.model.get().config
-        seq, _, problem = sequence_ids(sequence, cfg.vocab_size, cfg.n_ctx)
+        seq, _n_prompt, problem = sequence_ids(sequence, cfg.vocab_size, cfg.n_ctx,
+                                               empty=N_("Run a prompt to see its embeddings."))
         if problem:
-            return message_figure(problem.replace("its tokens", "its embeddings")), message_figure(""), ""
+            return message_figure(problem), message_figure(""), ""
         part = part if part in PARTS else "all"
         trace = state.trace_for(seq)
         labels = axis_labels(trace.tokens)
@@ -128,7 +135,8 @@ def register(app) -> None:
             heatmap = embedding_parts_figure(tok[start:], pos[start:], labels[start:])
         else:
             matrix = {"token": tok, "position": pos, "sum": tok + pos}[part][start:]
-            heatmap = embedding_heatmap_figure(matrix, labels[start:], PARTS[part])
+            heatmap = embedding_heatmap_figure(matrix, labels[start:], _(PARTS[part]))
         if start:
-            heatmap.update_layout(title=f"The last {rows} of {len(labels):,} tokens (the lengths below cover all)")
+            heatmap.update_layout(title=_("The last {rows} of {n} tokens (the lengths below cover all)").format(
+                rows=rows, n=number(len(labels))))
         return heatmap, embedding_norms_figure(tok, pos, labels), table_facts(cfg, len(labels))

@@ -37,6 +37,7 @@ from plotly.subplots import make_subplots
 from model_runtime.sampling import MAX_PENALTY, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY
 
 from . import common, ids, state
+from .i18n import N_, _, ngettext, number, percent
 from .output import checked_int, checked_params, checked_sequence
 
 TAB = "generation"
@@ -69,6 +70,7 @@ SPEED = "gen-speed"
 PLAYER = "gen-player"          # dcc.Store {"shown", "playing", "total"}
 INTERVAL = "gen-interval"
 PROGRESS = "gen-progress"
+PROGRESS_WORDS = "gen-progress-words"  # dcc.Store: the player's progress line in the page's language
 BACK, WHOLE = "gen-back", "gen-whole"
 DOWNLOAD_BUTTON, DOWNLOAD, UPLOAD, SHARE, SHARE_LINK = (
     "gen-download-button", "gen-download", "gen-upload", "gen-share", "gen-share-link")
@@ -93,30 +95,25 @@ MARK_STYLE = {"display": "inline-block", "fontSize": "0.7em", "fontFamily": "sys
               "margin": "0 2px", "verticalAlign": "middle", "lineHeight": "1.4"}
 MARK_HIDDEN_STYLE = {**MARK_STYLE, "display": "none"}
 
-SETTING_NAMES = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p",
-                 "repetition_penalty": "repetition penalty", "presence_penalty": "presence penalty",
-                 "frequency_penalty": "frequency penalty"}
+SETTING_NAMES = {"temperature": N_("temperature"), "top_k": "top-k", "top_p": "top-p",
+                 "repetition_penalty": N_("repetition penalty"), "presence_penalty": N_("presence penalty"),
+                 "frequency_penalty": N_("frequency penalty")}
 SHORT_NAMES = {"temperature": "T", "top_k": "k", "top_p": "p", "repetition_penalty": "rep",
                "presence_penalty": "pres", "frequency_penalty": "freq"}
 
-EXPLANATION = """
-**Generation is a loop.** GPT-2 reads the text so far, turns the last position into a next-token distribution
-(with the temperature, top-k and top-p above, as in the Next-token view), draws one token, appends it, and goes
-again: each new token is chosen knowing only the tokens before it. Tokens appear as they are decoded; move the
-sliders during a run and the rest of the run uses the new settings (a purple marker shows where).
-
-**The KV cache.** At every step, attention needs the keys and values of all earlier tokens. They never change,
-so the model keeps them: per block, heads × tokens × 64 numbers for the keys and as many for the values. The
-first step (the *prefill*) reads the whole prompt; every later step then feeds only the one new token. Turn
-the cache off to recompute everything at each step, and compare the timings.
-
-**One engine for the whole class.** Each step reads all 124M weights from memory, whoever asks. So the
-server decodes everyone's next token in one forward pass: a step's time is shown with its *batch size*, the
-number of runs that shared it.
-
-Click a generated token to see every view at the moment it was chosen (the text before it); hover over a token
-to see the step's top candidates.
-"""
+EXPLANATION = N_("**Generation is a loop.** GPT-2 reads the text so far, turns the last position into a next-token "
+                 "distribution (with the temperature, top-k and top-p above, as in the Next-token view), draws one "
+                 "token, appends it, and goes again: each new token is chosen knowing only the tokens before it. "
+                 "Tokens appear as they are decoded; move the sliders during a run and the rest of the run uses the "
+                 "new settings (a purple marker shows where).\n\n**The KV cache.** At every step, attention needs "
+                 "the keys and values of all earlier tokens. They never change, so the model keeps them: per block, "
+                 "heads × tokens × 64 numbers for the keys and as many for the values. The first step (the "
+                 "*prefill*) reads the whole prompt; every later step then feeds only the one new token. Turn the "
+                 "cache off to recompute everything at each step, and compare the timings.\n\n**One engine for the "
+                 "whole class.** Each step reads all 124M weights from memory, whoever asks. So the server decodes "
+                 "everyone's next token in one forward pass: a step's time is shown with its *batch size*, the "
+                 "number of runs that shared it.\n\nClick a generated token to see every view at the moment it was "
+                 "chosen (the text before it); hover over a token to see the step's top candidates.")
 EQUATION = (r"x_{t+1} \sim p(\,\cdot \mid x_1, \dots, x_t), \qquad "
             r"K_{1..t+1} = [\,K_{1..t};\ k_{t+1}\,],\quad V_{1..t+1} = [\,V_{1..t};\ v_{t+1}\,]")
 
@@ -151,7 +148,7 @@ def checked_use_cache(value) -> bool:
         return value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "on" in value
-    raise ValueError("the KV-cache switch must be on or off")
+    raise ValueError(_("the KV-cache switch must be on or off"))
 
 
 def _number(value, name: str, default: float, low: float, high: float) -> float:
@@ -161,17 +158,19 @@ def _number(value, name: str, default: float, low: float, high: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, not {str(value)[:40]!r}") from None
+        raise ValueError(_("{name} must be a number from {low:g} to {high:g}, not {value!r}").format(
+            name=name, low=low, high=high, value=str(value)[:40])) from None
     if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high:
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g}; got {str(value)[:40]}")
+        raise ValueError(_("{name} must be a number from {low:g} to {high:g}; got {value}").format(
+            name=name, low=low, high=high, value=str(value)[:40]))
     return number
 
 
 def checked_penalties(repetition, presence, frequency) -> dict:
-    return {"repetition_penalty": _number(repetition, "The repetition penalty", 1.0, MIN_REPETITION_PENALTY,
+    return {"repetition_penalty": _number(repetition, _("The repetition penalty"), 1.0, MIN_REPETITION_PENALTY,
                                           MAX_REPETITION_PENALTY),
-            "presence_penalty": _number(presence, "The presence penalty", 0.0, -MAX_PENALTY, MAX_PENALTY),
-            "frequency_penalty": _number(frequency, "The frequency penalty", 0.0, -MAX_PENALTY, MAX_PENALTY)}
+            "presence_penalty": _number(presence, _("The presence penalty"), 0.0, -MAX_PENALTY, MAX_PENALTY),
+            "frequency_penalty": _number(frequency, _("The frequency penalty"), 0.0, -MAX_PENALTY, MAX_PENALTY)}
 
 
 def checked_stop(text) -> list[str]:
@@ -179,7 +178,7 @@ def checked_stop(text) -> list[str]:
     if text is None:
         return []
     if not isinstance(text, str) or len(text) > 400:
-        raise ValueError("stop sequences must be text, one per line")
+        raise ValueError(_("stop sequences must be text, one per line"))
     lines = [line.replace("\\n", "\n").replace("\\t", "\t") for line in text.splitlines()]
     return [line for line in lines if line]
 
@@ -193,7 +192,7 @@ def live_settings(temperature, top_k, top_p, repetition, presence, frequency) ->
 
 def prompt_of(sequence) -> list[int]:
     """The prompt part of a sequence store (generation always continues the prompt, not a step on screen)."""
-    token_ids = checked_sequence(sequence, "Run a prompt first, then generate.")
+    token_ids = checked_sequence(sequence, _("Run a prompt first, then generate."))
     n_prompt = sequence.get("n_prompt")
     if isinstance(n_prompt, int) and not isinstance(n_prompt, bool) and 1 <= n_prompt <= len(token_ids):
         return token_ids[:n_prompt]
@@ -203,7 +202,7 @@ def prompt_of(sequence) -> list[int]:
 def session_of(session) -> str:
     if isinstance(session, str) and session.isalnum() and len(session) <= 64:
         return session
-    raise ValueError("this page has no valid session id; reload the page")
+    raise ValueError(_("this page has no valid session id; reload the page"))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -252,13 +251,13 @@ STEP_KEYS = {"id": int, "text": str, "chip": str, "prob": (int, float), "prob_be
 def checked_record(generation) -> dict:
     """A generation record from the store or a file, checked enough to draw (it may have been edited by hand)."""
     if not isinstance(generation, dict):
-        raise ValueError("Press Generate to write with the model.")
+        raise ValueError(_("Press Generate to write with the model."))
     prompt, new, steps = generation.get("prompt_ids"), generation.get("new_ids"), generation.get("steps")
     if not (isinstance(prompt, list) and isinstance(new, list) and isinstance(steps, list)
             and len(steps) == len(new) and len(prompt) + len(new) <= 4096
             and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt + new)
             and all(isinstance(s, dict) for s in steps)):
-        raise ValueError("The stored generation is not readable; press Generate again.")
+        raise ValueError(_("The stored generation is not readable; press Generate again."))
     return generation
 
 
@@ -267,13 +266,13 @@ def checked_saved_run(data, vocab_size: int) -> dict:
     else in the file is dropped."""
     record = checked_record(data)
     if not all(0 <= i < vocab_size for i in record["prompt_ids"] + record["new_ids"]):
-        raise ValueError("the file's token ids do not fit this model's vocabulary")
+        raise ValueError(_("the file's token ids do not fit this model's vocabulary"))
     steps = []
     for n, (step, token) in enumerate(zip(record["steps"], record["new_ids"])):
         if not all(isinstance(step.get(k), t) and not isinstance(step.get(k), bool) for k, t in STEP_KEYS.items()):
-            raise ValueError(f"step {n} of the file is incomplete")
+            raise ValueError(_("step {n} of the file is incomplete").format(n=n))
         if step["id"] != token:
-            raise ValueError(f"step {n} of the file does not match its token ids")
+            raise ValueError(_("step {n} of the file does not match its token ids").format(n=n))
         clean = {k: step[k] for k in STEP_KEYS}
         clean["top"] = [[str(c[1])[:40], float(c[2])] if len(c) == 4 else [str(c[0])[:40], float(c[1])]
                         for c in step["top"][:10] if isinstance(c, list) and len(c) in (2, 4)]
@@ -310,16 +309,16 @@ def settings_changes(steps: list[dict]) -> list[tuple[int, dict, dict]]:
 
 def _show(name: str, value) -> str:
     if name == "top_k":
-        return "off" if not value else str(int(value))
+        return _("off") if not value else str(int(value))
     if name == "temperature" and value == 0:
-        return "0 (greedy)"
+        return _("0 (greedy)")
     return f"{value:g}"
 
 
 def change_text(before: dict, after: dict, short: bool = False) -> str:
     names = SHORT_NAMES if short else SETTING_NAMES
     parts = [(f"{names[k]} {_show(k, after[k])}" if short else
-              f"{names[k]} {_show(k, before.get(k, after[k]))} → {_show(k, after[k])}")
+              f"{_(names[k])} {_show(k, before.get(k, after[k]))} → {_show(k, after[k])}")
              for k in SETTING_NAMES if k in after and before.get(k) != after[k]]
     return ", ".join(parts)
 
@@ -328,14 +327,16 @@ def change_text(before: dict, after: dict, short: bool = False) -> str:
 # Pure builders for the page.
 
 def chip_title(n: int, step: dict) -> str:
-    top = ", ".join(f"{c[-3] if len(c) == 4 else c[0]} {100 * (c[-2] if len(c) == 4 else c[1]):.1f}%"
+    top = ", ".join(f"{c[-3] if len(c) == 4 else c[0]} {percent(c[-2] if len(c) == 4 else c[1], 1)}"
                     for c in step.get("top", []))
     batch = step.get("batch_size")
-    how = f"{step.get('ms', 0):.1f} ms" + (f" in a batch of {batch}" if isinstance(batch, int) and n else
-                                           " (prefill)" if n == 0 else "")
-    return (f"Step {n}: drew {step.get('text')} (id {step.get('id')}) with probability {step.get('prob', 0):.3f}, "
-            f"rank {step.get('rank', 0) + 1} by logit; {how}.\nTop candidates: {top}\n"
-            f"Click to see every view at this step.")
+    ms = number(step.get("ms", 0), 1)
+    how = (_("{ms} ms in a batch of {batch}").format(ms=ms, batch=batch) if isinstance(batch, int) and n else
+           _("{ms} ms (prefill)").format(ms=ms) if n == 0 else _("{ms} ms").format(ms=ms))
+    return _("Step {n}: drew {token} (id {id}) with probability {prob}, rank {rank} by logit; {how}.\n"
+             "Top candidates: {top}\nClick to see every view at this step.").format(
+        n=n, token=step.get("text"), id=step.get("id"), prob=number(step.get("prob", 0), 3),
+        rank=step.get("rank", 0) + 1, how=how, top=top)
 
 
 def token_chips(steps: list[dict], first: int = 0, before: dict | None = None) -> list:
@@ -349,7 +350,7 @@ def token_chips(steps: list[dict], first: int = 0, before: dict | None = None) -
         if isinstance(before, dict) and isinstance(params, dict) and params != before:
             out.append(html.Span(change_text(before, params, short=True), id={"type": MARK, "index": n},
                                  className="gen-change-marker", style=MARK_STYLE,
-                                 title=f"From step {n}: {change_text(before, params)}"))
+                                 title=_("From step {n}: {value}").format(n=n, value=change_text(before, params))))
         before = params if isinstance(params, dict) else before
         out.append(html.Button(step.get("chip") or step.get("text", ""), id={"type": CHIP, "index": n}, n_clicks=0,
                                title=chip_title(n, step), className="gen-token", style=CHIP_STYLE))
@@ -360,35 +361,36 @@ def steps_figure(steps: list[dict]) -> go.Figure:
     """Per step: time (bars; step 0 is the prefill over the whole prompt) with the batch it was measured in, and
     the KV cache's length and size. Dotted lines where the settings changed during the run."""
     if not steps:
-        return common.message_figure("No steps to show.")
+        return common.message_figure(_("No steps to show."))
     x = np.arange(len(steps), dtype=np.int32)
     texts = [s.get("text", "") for s in steps]
     batch = np.asarray([s.get("batch_size", 1) for s in steps], dtype=np.float32)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.16,
                         specs=[[{"secondary_y": True}], [{"secondary_y": True}]],
-                        subplot_titles=("Time per step (ms), and the batch it was measured in",
-                                        "KV cache after each step"))
-    fig.add_trace(go.Bar(x=x, y=np.asarray([s["ms"] for s in steps], dtype=np.float32), name="time per step",
+                        subplot_titles=(_("Time per step (ms), and the batch it was measured in"),
+                                        _("KV cache after each step")))
+    fig.add_trace(go.Bar(x=x, y=np.asarray([s["ms"] for s in steps], dtype=np.float32), name=_("time per step"),
                          marker_color=[PREFILL_COLOR] + [STEP_COLOR] * (len(steps) - 1), hovertext=texts,
                          customdata=batch,
-                         hovertemplate="step %{x}: %{hovertext}<br>%{y:.1f} ms, batch of %{customdata:.0f}"
-                                       "<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=x, y=batch, name="batch size", mode="lines", line=dict(color=CHANGE_COLOR, shape="hv"),
-                             hovertemplate="step %{x}: %{y:.0f} runs in the step<extra></extra>"),
+                         hovertemplate=_("step %{x}: %{hovertext}<br>%{y:.1f} ms, batch of "
+                                         "%{customdata:.0f}<extra></extra>")), row=1, col=1)
+    fig.add_trace(go.Scatter(x=x, y=batch, name=_("batch size"), mode="lines",
+                             line=dict(color=CHANGE_COLOR, shape="hv"),
+                             hovertemplate=_("step %{x}: %{y:.0f} runs in the step<extra></extra>")),
                   row=1, col=1, secondary_y=True)
     fig.add_trace(go.Scatter(x=x, y=np.asarray([s["cache_len"] for s in steps], dtype=np.float32),
-                             name="cached positions", mode="lines+markers", line=dict(color=CACHE_COLOR),
-                             hovertext=texts, hovertemplate="step %{x}: %{y:.0f} positions<extra></extra>"),
+                             name=_("cached positions"), mode="lines+markers", line=dict(color=CACHE_COLOR),
+                             hovertext=texts, hovertemplate=_("step %{x}: %{y:.0f} positions<extra></extra>")),
                   row=2, col=1)
     fig.add_trace(go.Scatter(x=x, y=np.asarray([s["cache_bytes"] / 1e6 for s in steps], dtype=np.float32),
-                             name="cache size (MB)", mode="lines", line=dict(color=PREFILL_COLOR, dash="dot"),
-                             hovertemplate="step %{x}: %{y:.2f} MB<extra></extra>"),
+                             name=_("cache size (MB)"), mode="lines", line=dict(color=PREFILL_COLOR, dash="dot"),
+                             hovertemplate=_("step %{x}: %{y:.2f} MB<extra></extra>")),
                   row=2, col=1, secondary_y=True)
     for n, before, after in settings_changes(steps):
         fig.add_vline(x=n - 0.5, line=dict(color=CHANGE_COLOR, dash="dot", width=1.5))
         fig.add_annotation(x=n - 0.5, y=1, yref="y domain", text=change_text(before, after, short=True),
                            showarrow=False, xanchor="left", yanchor="top", font=dict(color=CHANGE_COLOR, size=11))
-    fig.update_xaxes(title_text="step (0 = prefill: reads the whole prompt)", row=2, col=1)
+    fig.update_xaxes(title_text=_("step (0 = prefill: reads the whole prompt)"), row=2, col=1)
     fig.update_yaxes(title_text="ms", rangemode="tozero", row=1, col=1, secondary_y=False)
     fig.update_yaxes(title_text="batch", rangemode="tozero", showgrid=False, row=1, col=1, secondary_y=True)
     fig.update_yaxes(title_text="positions", rangemode="tozero", row=2, col=1, secondary_y=False)
@@ -405,34 +407,36 @@ def timings_block(record: dict) -> html.Div:
     """Headline timings, the KV-cache size worked out, and this run beside the earlier ones."""
     h = headline(record)
     tps, batch = h["tokens_per_s"], h["mean_batch"]
-    cards = [("time to first token", _ms(h["ttft_ms"])), ("then per token", _ms(h["per_token_ms"])),
-             ("tokens per second", "—" if tps is None else f"{tps:,.1f}"),
-             ("mean batch size", "—" if batch is None else f"{batch:,.1f}"),
-             ("KV cache", f"{h['kv_cache_bytes'] / 1e6:,.2f} MB" if record.get("use_cache") else "off")]
+    cards = [(_("time to first token"), _ms(h["ttft_ms"])), (_("then per token"), _ms(h["per_token_ms"])),
+             (_("tokens per second"), "—" if tps is None else f"{tps:,.1f}"),
+             (_("mean batch size"), "—" if batch is None else f"{batch:,.1f}"),
+             (_("KV cache"), f"{h['kv_cache_bytes'] / 1e6:,.2f} MB" if record.get("use_cache") else "off")]
     children = [html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
-                                   className="stat", style={"display": "inline-block", "marginRight": "2em"})
+                                   className="stat", style={"display": "inline-block", "marginInlineEnd": "2em"})
                           for label, value in cards], className="stats")]
     if not record.get("use_cache"):
-        children.append(html.P("Without the cache this run was solo: it recomputed the whole text at every step and "
-                               "did not share its steps with other runs.", className="hint"))
+        children.append(html.P(_("Without the cache this run was solo: it recomputed the whole text at every step "
+                                 "and did not share its steps with other runs."), className="hint"))
     steps, model = record["steps"], record.get("model", {})
     if record.get("use_cache") and steps and {"n_layer", "n_head", "d_head"} <= set(model):
         T = steps[-1]["cache_len"]
         size = 2 * model["n_layer"] * model["n_head"] * T * model["d_head"] * 4
         children.append(html.P(
-            f"KV cache = 2 (keys and values) × {model['n_layer']} blocks × {model['n_head']} heads × {T} tokens × "
-            f"{model['d_head']} numbers × 4 bytes = {size / 1e6:,.2f} MB.", className="gen-cache-formula"))
+            _("KV cache = 2 (keys and values) × {model} blocks × {model2} heads × {t} tokens × {model3} numbers × 4 "
+              "bytes = {size} MB.").format(model=model["n_layer"], model2=model["n_head"], t=T,
+                                            model3=model["d_head"], size=number(size / 1e6, 2)),
+            className="gen-cache-formula"))
     runs = [r for r in record.get("history") or [] if isinstance(r, dict)] + [h]
     if len(runs) > 1:
-        head = html.Tr([html.Th(h) for h in ("run", "KV cache", "prompt + new tokens", "first token",
-                                             "per token", "tokens/s", "mean batch")])
-        rows = [html.Tr([html.Td(i + 1), html.Td("on" if r.get("use_cache") else "off"),
+        head = html.Tr([html.Th(h) for h in ("run", _("KV cache"), _("prompt + new tokens"), _("first token"),
+                                             _("per token"), "tokens/s", _("mean batch"))])
+        rows = [html.Tr([html.Td(i + 1), html.Td(_("on") if r.get("use_cache") else _("off")),
                          html.Td(f"{r.get('prompt_tokens')} + {r.get('new_tokens')}"), html.Td(_ms(r.get("ttft_ms"))),
                          html.Td(_ms(r.get("per_token_ms"))),
                          html.Td("—" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:,.1f}"),
                          html.Td("—" if r.get("mean_batch") is None else f"{r['mean_batch']:,.1f}")])
                 for i, r in enumerate(runs)]
-        children.append(html.Details([html.Summary("Compare the last runs"),
+        children.append(html.Details([html.Summary(_("Compare the last runs")),
                                       html.Table([html.Thead(head), html.Tbody(rows)], className="numbers-table")],
                                      open=True))
     return html.Div(children)
@@ -442,15 +446,17 @@ def changes_list(steps: list[dict]):
     changes = settings_changes(steps)
     if not changes:
         return []
-    return html.Div([html.Span("Settings changed during the run: ", className="hint"),
-                     html.Ul([html.Li(f"from step {n}: {change_text(b, a)}") for n, b, a in changes])])
+    return html.Div([html.Span(_("Settings changed during the run: "), className="hint"),
+                     html.Ul([html.Li(_("from step {n}: {value}").format(n=n, value=change_text(b, a)))
+                              for n, b, a in changes])])
 
 
 def stop_line(record: dict) -> str:
     if record.get("live"):
         return ""
     n = len(record["steps"])
-    return f"Stopped after {n} token{'s' if n != 1 else ''}: {record.get('stop_message') or record.get('stop_reason')}."
+    return ngettext("Stopped after {n} token: {why}.", "Stopped after {n} tokens: {why}.", n).format(
+        n=n, why=record.get("stop_message") or record.get("stop_reason"))
 
 
 def render(_rendered, view, generation):
@@ -458,7 +464,7 @@ def render(_rendered, view, generation):
     if view != TAB:
         raise PreventUpdate
     if generation is None:
-        return "", [], "", [], common.message_figure("Press Generate to see each step's time and KV cache."), []
+        return "", [], "", [], common.message_figure(_("Press Generate to see each step's time and KV cache.")), []
     try:
         record = checked_record(generation)
     except ValueError as why:
@@ -467,7 +473,7 @@ def render(_rendered, view, generation):
     prompt = record.get("prompt_text") if isinstance(record.get("prompt_text"), str) else ""
     done = not record.get("live")
     return (prompt, token_chips(steps), stop_line(record), timings_block(record) if steps and done else [],
-            steps_figure(steps) if done else common.message_figure("The figure is drawn when the run ends."),
+            steps_figure(steps) if done else common.message_figure(_("The figure is drawn when the run ends.")),
             changes_list(steps))
 
 
@@ -477,7 +483,7 @@ def step_sequence(generation, n: int, sequence=None) -> dict:
     record = checked_record(generation)
     prompt, new = record["prompt_ids"], record["new_ids"]
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= len(new):
-        raise ValueError(f"no step {n!r} in this generation")
+        raise ValueError(_("no step {n!r} in this generation").format(n=n))
     extra = {k: v for k, v in sequence.items() if k == "prompt"} if isinstance(sequence, dict) else {}
     out = {**extra, "ids": prompt + new[:n], "n_prompt": len(prompt), "label": f"step {n}"}
     if n < len(new):  # what the generation drew here, for the Next-token view (a fresh draw may differ)
@@ -486,12 +492,13 @@ def step_sequence(generation, n: int, sequence=None) -> dict:
         params = {**(params if isinstance(params, dict) else {})}
         if isinstance(record.get("params"), dict) and "seed" in record["params"]:
             params["seed"] = record["params"]["seed"]
-        names = {**SETTING_NAMES, "seed": "seed"}
-        settings = ", ".join(f"{names[key]} {_show(key, params[key]) if key != 'seed' else params[key]}"
+        names = {**SETTING_NAMES, "seed": N_("seed")}
+        settings = ", ".join(f"{_(names[key])} {_show(key, params[key]) if key != 'seed' else params[key]}"
                              for key in names if key in params and params[key] is not None)
         text = step.get("text")
         out["drawn"] = {"step": n, "id": new[n], "text": text if isinstance(text, str) else str(new[n]),
-                        "settings": f"its settings ({settings})" if settings else "its settings",
+                        "settings": (_("its settings ({settings})").format(settings=settings) if settings
+                                     else _("its settings")),
                         "length": len(out["ids"]), "last": out["ids"][-1]}
     return out
 
@@ -519,14 +526,9 @@ def select_step(chip_clicks, back_clicks, whole_clicks, generation, sequence):
 # ----------------------------------------------------------------------------------------------------------
 # Callbacks: start, poll, steer, stop; save and open.
 
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 def waiting_line(position: int) -> str:
-    return (f"Waiting for a free slot in the engine: {_ordinal(position)} in line." if position > 0 else
-            "Reading the prompt (prefill)…")
+    return (_("Waiting for a free slot in the engine: number {n} in line.").format(n=position) if position > 0 else
+            _("Reading the prompt (prefill)…"))
 
 
 def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k, top_p, seed, repetition=None,
@@ -536,11 +538,11 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
     yet, the prompt box's text is used."""
     if not n_clicks:
         raise PreventUpdate
-    fail = (lambda why: (no_update, f"Cannot generate: {why}", no_update, no_update, no_update, no_update,
-                         no_update))
+    fail = (lambda why: (no_update, _("Cannot generate: {why}").format(why=why), no_update, no_update, no_update,
+                         no_update, no_update))
     try:
         owner = session_of(session)
-        n = checked_int(n_tokens, "The number of tokens to generate", 1, MAX_NEW_TOKENS)
+        n = checked_int(n_tokens, _("The number of tokens to generate"), 1, MAX_NEW_TOKENS)
         params = checked_params(temperature, top_k, top_p, seed)
         settings = {"max_new_tokens": n, "use_cache": checked_use_cache(use_cache), "seed": params.seed,
                     "stop": checked_stop(stop_text),
@@ -561,8 +563,8 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
             prompt_ids = new_sequence["ids"]
         runtime = state.model.get()
         if len(prompt_ids) >= runtime.config.n_ctx:
-            return fail(f"the context window is full: the prompt already has {len(prompt_ids):,} of "
-                        f"{runtime.config.n_ctx:,} tokens.")
+            return fail(_("the context window is full: the prompt already has {n_prompt_ids} of {n_ctx} "
+                          "tokens.").format(n_prompt_ids=number(len(prompt_ids)), n_ctx=number(runtime.config.n_ctx)))
         submitted = state.engine.get().submit(prompt_ids, settings, owner)
     except (ValueError, RuntimeError) as why:  # EngineError is a ValueError, EngineUnavailable a RuntimeError
         return fail(why)
@@ -572,7 +574,7 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
         history = history + [headline(previous)]  # the run before this one, for the comparison table
     record = new_record(runtime, prompt_ids, settings, history)
     job = {"job": submitted["job"], "since": 0, "params": None, "started": time.time()}
-    solo = "" if settings["use_cache"] else " Without the KV cache this run is solo (not batched with others)."
+    solo = "" if settings["use_cache"] else _(" Without the KV cache this run is solo (not batched with others).")
     return (record, "", new_sequence, job, False, waiting_line(submitted.get("queue_position", 0)) + solo,
             uuid.uuid4().hex)
 
@@ -582,9 +584,11 @@ def live_line(answer: dict, steps: list[dict], total: int) -> str:
         return waiting_line(answer.get("queue_position", 0))
     last = steps[-1]
     batch = last.get("batch_size", 1)
-    where = "the prefill" if last["index"] == 0 else f"a batch of {batch} run{'s' if batch != 1 else ''}"
-    return (f"Generating: {last['index'] + 1} of {total} tokens · last step {last['ms']:.0f} ms in {where}"
-            + ("" if answer.get("use_cache", True) else " · solo, without the KV cache"))
+    where = _("the prefill") if last["index"] == 0 else \
+        ngettext("a batch of {n} run", "a batch of {n} runs", batch).format(n=batch)
+    return (_("Generating: {value} of {total} tokens · last step {last} ms in {where}").format(
+        value=last['index'] + 1, total=total, last=number(last['ms'], 0), where=where)
+            + ("" if answer.get("use_cache", True) else _(" · solo, without the KV cache")))
 
 
 def poll(_n, job, session, n_tokens):
@@ -601,7 +605,7 @@ def poll(_n, job, session, n_tokens):
     except (ValueError, RuntimeError) as why:
         record["live"] = False
         record["stop_reason"], record["stop_message"] = "error", str(why)
-        return record, no_update, None, True, "", f"The run ended: {why}", uuid.uuid4().hex, ""
+        return record, no_update, None, True, "", _("The run ended: {why}").format(why=why), uuid.uuid4().hex, ""
     steps = [with_chip(s, tokenizer) for s in answer["steps"]]
     record["steps"].extend(steps)
     record["new_ids"].extend([s["id"] for s in steps])
@@ -614,7 +618,7 @@ def poll(_n, job, session, n_tokens):
     record["live"] = False
     record["stop_reason"], record["stop_message"] = answer["stop_reason"], answer.get("stop_message")
     record["timings"] = answer.get("timings")
-    message = f"The run ended with an error: {answer['error']}" if answer.get("error") else ""
+    message = _("The run ended with an error: {answer}").format(answer=answer['error']) if answer.get("error") else ""
     return record, chips if steps else no_update, None, True, "", message, uuid.uuid4().hex, ""
 
 
@@ -626,11 +630,12 @@ def steer(temperature, top_k, top_p, repetition, presence, frequency, job, sessi
         settings = live_settings(temperature, top_k, top_p, repetition, presence, frequency)
         state.engine.get().update(job["job"], session_of(session), settings)
     except (ValueError, RuntimeError) as why:
-        return f"Not applied: {why}"
+        return _("Not applied: {why}").format(why=why)
     before = job.get("params")
     changed = change_text(before, settings) if isinstance(before, dict) else ""
-    return (f"{changed[0].upper() + changed[1:]} from the next step on (marked in the text)." if changed else
-            "The run goes on with these settings.")
+    line = _("{changes} from the next step on (marked in the text).").format(changes=changed)
+    return (line[0].upper() + line[1:] if changed else
+            _("The run goes on with these settings."))
 
 
 def stop(n_clicks, job, session):
@@ -640,7 +645,7 @@ def stop(n_clicks, job, session):
     try:
         state.engine.get().cancel(job["job"], session_of(session))
     except (ValueError, RuntimeError) as why:
-        return f"Could not stop the run: {why}"
+        return _("Could not stop the run: {why}").format(why=why)
     return "Stopping…"
 
 
@@ -656,7 +661,7 @@ def download(n_clicks, generation):
     except ValueError as why:
         return no_update, str(why)
     if record.get("live") or not record["steps"]:
-        return no_update, "Download a run once it has ended."
+        return no_update, _("Download a run once it has ended.")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     content = json.dumps({k: v for k, v in record.items() if k != "history"}, ensure_ascii=False)
     return dict(content=content, filename=f"gpt2-run-{stamp}.json", type="application/json"), ""
@@ -668,12 +673,14 @@ def open_file(contents, filename):
         raise PreventUpdate
     try:
         if not isinstance(contents, str) or "," not in contents or len(contents) > MAX_UPLOAD_BYTES * 4 // 3 + 100:
-            raise ValueError("choose a run file saved by this page (a .json file under 2 MB)")
+            raise ValueError(_("choose a run file saved by this page (a .json file under 2 MB)"))
         data = json.loads(base64.b64decode(contents.split(",", 1)[1], validate=True))
         record = checked_saved_run(data, state.model.get().config.vocab_size)
     except (ValueError, binascii.Error, RuntimeError) as why:
-        return no_update, f"Could not open that file: {why}", no_update
-    return record, f"Opened {str(filename)[:80] if filename else 'the run'}: {len(record['new_ids'])} tokens.", \
+        return no_update, _("Could not open that file: {why}").format(why=why), no_update
+    n = len(record["new_ids"])
+    name = str(filename)[:80] if filename else _("the run")
+    return record, ngettext("Opened {name}: {n} token.", "Opened {name}: {n} tokens.", n).format(name=name, n=n), \
         uuid.uuid4().hex
 
 
@@ -686,11 +693,11 @@ def share(n_clicks, generation):
     except (ValueError, RuntimeError) as why:
         return str(why)
     if generation.get("live") or not record["steps"]:
-        return "Share a run once it has ended."
+        return _("Share a run once it has ended.")
     key = secrets.token_urlsafe(12)
     state.views_cache.set(f"run:{key}", record, timeout=RUN_LINK_S)
     href = f"?view={TAB}&run={key}"
-    return [html.Span("Link to this run (works for a week): "), html.A(href, href=href, className="gen-run-link")]
+    return [html.Span(_("Link to this run (works for a week): ")), html.A(href, href=href, className="gen-run-link")]
 
 
 def open_link(search):
@@ -702,10 +709,10 @@ def open_link(search):
     if not key:
         raise PreventUpdate
     if not (len(key) <= 32 and key.replace("-", "").replace("_", "").isalnum()):
-        return no_update, "That run link is not valid.", no_update
+        return no_update, _("That run link is not valid."), no_update
     record = state.views_cache.get(f"run:{key}")
     if not isinstance(record, dict):
-        return no_update, "That run link has expired or never existed: runs are kept for a week.", no_update
+        return no_update, _("That run link has expired or never existed: runs are kept for a week."), no_update
     return record, "", uuid.uuid4().hex
 
 
@@ -724,28 +731,28 @@ def _box(label, id_, value, low, high, step, title):
 
 def section():
     return html.Div([
-        common.explanation(EXPLANATION, EQUATION),
+        common.explanation(_(EXPLANATION), EQUATION),
         html.Div([
-            html.Label(["Tokens to generate ",
+            html.Label([_("Tokens to generate "),
                         dcc.Input(id=N_TOKENS, type="number", min=1, max=MAX_NEW_TOKENS, step=1, value=20,
                                   debounce=True, style={"width": "5em"})]),
-            dcc.Checklist(id=CACHE, options=[{"label": " use KV cache", "value": "on"}], value=["on"], inline=True,
+            dcc.Checklist(id=CACHE, options=[{"label": _(" use KV cache"), "value": "on"}], value=["on"], inline=True,
                           style={"display": "inline-block", "margin": "0 1em"}),
-            html.Button("Generate", id=RUN, n_clicks=0, className="run-button"),
-            html.Button("■ Stop", id=STOP_RUN, n_clicks=0, disabled=True, className="player-button",
-                        title="Stop the generation in progress"),
-            html.Span(" Uses the temperature, top-k, top-p and seed above; move them during a run to steer it.",
+            html.Button(_("Generate"), id=RUN, n_clicks=0, className="run-button"),
+            html.Button(_("■ Stop"), id=STOP_RUN, n_clicks=0, disabled=True, className="player-button",
+                        title=_("Stop the generation in progress")),
+            html.Span(_(" Uses the temperature, top-k, top-p and seed above; move them during a run to steer it."),
                       className="hint"),
         ], className="gen-controls"),
         html.Details([
-            html.Summary("Penalties and stop sequences"),
+            html.Summary(_("Penalties and stop sequences")),
             html.Div([
-                _box("Repetition penalty", REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
-                     "Above 1: tokens already in the text are less likely (their logits divided by it); 1 is off"),
-                _box("Presence penalty", PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
-                     "Subtracted once from the logit of every token already in the text; 0 is off"),
-                _box("Frequency penalty", FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
-                     "Subtracted from a token's logit once per time it appears in the text; 0 is off"),
+                _box(_("Repetition penalty"), REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
+                     _("Above 1: tokens already in the text are less likely (their logits divided by it); 1 is off")),
+                _box(_("Presence penalty"), PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                     _("Subtracted once from the logit of every token already in the text; 0 is off")),
+                _box(_("Frequency penalty"), FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                     _("Subtracted from a token's logit once per time it appears in the text; 0 is off")),
                 html.Label(["Stop at (one per line; \\n is a newline) ",
                             dcc.Textarea(id=STOP_AT, value="", rows=2, maxLength=400,
                                          style={"width": "12em", "verticalAlign": "top"})], className="gen-setting"),
@@ -755,14 +762,17 @@ def section():
         html.Div(id=LIVE_NOTE, className="gen-live-note", role="status"),
         html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.Div([
-            _button("▶ Play", PLAY, "Replay the tokens one by one", True), _button("❚❚ Pause", PAUSE, "Pause", True),
-            _button("+1 Step", STEP, "Reveal one more token", True),
-            _button("Show all", SHOW_ALL, "Reveal every token", True),
-            html.Span("Speed (tokens per second)", style={"margin": "0 0.5em 0 1em"}),
+            _button(_("▶ Play"), PLAY, _("Replay the tokens one by one"), True),
+            _button(_("❚❚ Pause"), PAUSE, _("Pause"), True),
+            _button(_("+1 Step"), STEP, _("Reveal one more token"), True),
+            _button(_("Show all"), SHOW_ALL, _("Reveal every token"), True),
+            html.Span(_("Speed (tokens per second)"), style={"marginInline": "1em 0.5em"}),
             html.Div(dcc.Slider(id=SPEED, min=1, max=20, step=1, value=4, marks={1: "1", 5: "5", 10: "10", 20: "20"},
                                 allow_direct_input=False), style={"display": "inline-block", "width": "220px",
                                                                   "verticalAlign": "middle"}),
-            html.Span(id=PROGRESS, className="gen-progress", style={"marginLeft": "1em"}),
+            html.Span(id=PROGRESS, className="gen-progress", style={"marginInlineStart": "1em"}),
+            dcc.Store(id=PROGRESS_WORDS, data={"shown": _("{shown} / {total} tokens"),
+                                               "step": _(" · every view shows step {step}")}),
         ], className="gen-player"),
         html.Div([html.Span(id=PROMPT_TEXT, className="gen-prompt-text"), html.Span(id=TOKENS)], id=TEXT,
                  className="gen-text",
@@ -770,14 +780,15 @@ def section():
                         "border": "1px solid #ddd", "borderRadius": "6px", "maxHeight": "22em", "overflowY": "auto",
                         "margin": "0.5em 0"}),
         html.Div(id=CHANGES, className="gen-changes"),
-        html.Div([_button("Back to the prompt", BACK, "Every view shows the prompt again", True),
-                  _button("Whole text", WHOLE, "Every view shows the prompt and all generated tokens", True),
-                  _button("Download run (JSON)", DOWNLOAD_BUTTON, "Save this run with its per-step settings", True),
-                  dcc.Upload(html.Button("Open a saved run…", className="player-button", n_clicks=0,
-                                         title="Open a run file downloaded earlier"),
+        html.Div([_button(_("Back to the prompt"), BACK, _("Every view shows the prompt again"), True),
+                  _button(_("Whole text"), WHOLE, _("Every view shows the prompt and all generated tokens"), True),
+                  _button(_("Download run (JSON)"), DOWNLOAD_BUTTON, _("Save this run with its per-step settings"),
+                          True),
+                  dcc.Upload(html.Button(_("Open a saved run…"), className="player-button", n_clicks=0,
+                                         title=_("Open a run file downloaded earlier")),
                              id=UPLOAD, accept=".json,application/json", max_size=MAX_UPLOAD_BYTES,
                              style={"display": "inline-block"}),
-                  _button("Link to this run", SHARE, "Keep this run on the server and get a link that reopens it",
+                  _button(_("Link to this run"), SHARE, _("Keep this run on the server and get a link that reopens it"),
                           True),
                   dcc.Download(id=DOWNLOAD)], className="gen-navigation"),
         html.Div(id=SHARE_LINK, className="gen-share-link"),
@@ -821,7 +832,7 @@ function(play, pause, step, all, ticks, generation, speed, player) {
 # Chips and markers up to `shown` are visible, the step on screen highlighted; while a run is live the text box
 # keeps its newest tokens in view.
 REVEAL_JS = """
-function(player, chips, sequence, generation) {
+function(player, chips, sequence, generation, words) {
     const ctx = window.dash_clientside.callback_context;
     const chipIds = ctx.outputs_list[0].map(o => o.id.index), markIds = ctx.outputs_list[1].map(o => o.id.index);
     const shown = player && Number.isInteger(player.shown) ? player.shown : 0;
@@ -843,8 +854,8 @@ function(player, chips, sequence, generation) {
             if (box) { box.scrollTop = box.scrollHeight; }
         }, 0);
     }
-    const where = current >= 0 ? " · every view shows step " + current : "";
-    return [styles, marks, total ? shown + " / " + total + " tokens" + where : ""];
+    const where = current >= 0 ? words.step.replace("{step}", current) : "";
+    return [styles, marks, total ? words.shown.replace("{shown}", shown).replace("{total}", total) + where : ""];
 }
 """ % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE),
        "MARK": json.dumps(MARK_STYLE), "MARK_HIDDEN": json.dumps(MARK_HIDDEN_STYLE), "TEXT": TEXT}
@@ -912,6 +923,7 @@ def register(app) -> None:
         Output({"type": CHIP, "index": ALL}, "style"), Output({"type": MARK, "index": ALL}, "style"),
         Output(PROGRESS, "children"),
         Input(PLAYER, "data"), Input(TOKENS, "children"), Input(ids.SEQUENCE, "data"), State(ids.GENERATION, "data"),
+        State(PROGRESS_WORDS, "data"),
     )
     app.callback(
         Output(ids.SEQUENCE, "data", allow_duplicate=True),

@@ -12,13 +12,14 @@ from dash.dash_table.Format import Format, Scheme
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
+from .i18n import N_, _
 from .common import HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
 CELL_TEXT_MAX = 64  # heads in the statistic map with their values written in the cells
 CELL = 32  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
-STATISTICS = {"entropy": "Entropy (bits)", "first": "Attention to the first token",
-              "previous": "Attention to the previous token", "self": "Attention to itself",
-              "distance": "Mean distance looked back (tokens)"}
+STATISTICS = {"entropy": N_("Entropy (bits)"), "first": N_("Attention to the first token"),
+              "previous": N_("Attention to the previous token"), "self": N_("Attention to itself"),
+              "distance": N_("Mean distance looked back (tokens)")}
 # Sort order of the table and which heads are outlined on the grid: focused heads for entropy, else the largest.
 ASCENDING = {"entropy"}
 STAT_FORMATS = {"entropy": ".2f", "first": ".1%", "previous": ".1%", "self": ".1%", "distance": ".1f"}
@@ -44,7 +45,7 @@ def head_statistics(pattern: np.ndarray) -> dict[str, np.ndarray]:
     - distance: Σ_j A_ij (i - j), how many tokens back the head looks on average (0 for row 0).
     """
     p = np.asarray(pattern, dtype=np.float32)
-    H, T, _ = p.shape
+    H, T, _unused = p.shape
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1)), 0)
     entropy = -plogp.sum(-1, dtype=np.float64).mean(-1)
@@ -132,20 +133,20 @@ def grid_figure(patterns, stats: dict[str, np.ndarray] | None = None,
     if stats:
         for n, key in enumerate(STATISTICS, start=4):
             columns.append(np.round(stats[key].reshape(-1).astype(float), 4))
-            hover += f"<br>{STATISTICS[key]}: %{{customdata[{n}]:{STAT_FORMATS[key]}}}"
+            hover += f"<br>{_(STATISTICS[key])}: %{{customdata[{n}]:{STAT_FORMATS[key]}}}"
     fig.add_scatter(x=heads * (s + 1) + (s - 1) / 2, y=blocks * (s + 1) + (s - 1) / 2, mode="markers",
                     marker=dict(size=max(8, min(40, 560 // max(L, H))), opacity=0, symbol="square"),
                     # a plain list: clickData carries it back, and typed arrays would arrive as {"0": ...} objects
                     customdata=np.stack(columns, axis=1).tolist(),
-                    hovertemplate=hover + "<br>click to open<extra></extra>", showlegend=False)
+                    hovertemplate=hover + _("<br>click to open<extra></extra>"), showlegend=False)
     for l, h in highlight:
         fig.add_shape(type="rect", x0=h * (s + 1) - 0.8, x1=h * (s + 1) + s - 0.2, y0=l * (s + 1) - 0.8,
                       y1=l * (s + 1) + s - 0.2, line=dict(color=HIGHLIGHT, width=3))
     fig.update_xaxes(tickvals=[h * (s + 1) + (s - 1) / 2 for h in range(H)], ticktext=[str(h + 1) for h in range(H)],
-                     title="head", side="top", showgrid=False, zeroline=False, tickangle=0)
+                     title=_("head"), side="top", showgrid=False, zeroline=False, tickangle=0)
     fig.update_yaxes(tickvals=[l * (s + 1) + (s - 1) / 2 for l in range(L)], ticktext=[str(l + 1) for l in range(L)],
-                     title="block", autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x")
-    style(fig, "Every head's pattern (darker = more attention, grey = masked)", height=680)
+                     title=_("block"), autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x")
+    style(fig, _("Every head's pattern (darker = more attention, grey = masked)"), height=680)
     fig.update_layout(margin=dict(t=110))
     return fig
 
@@ -163,18 +164,18 @@ def statistic_figure(values: np.ndarray, name: str, fmt: str = ".2f") -> go.Figu
                                y=[str(l + 1) for l in range(L)], colorscale=SEQUENTIAL, zmin=0,
                                # values written in the cells only while they fit (GPT-2's 144 would crowd)
                                texttemplate=f"%{{z:{fmt}}}" if L * H <= CELL_TEXT_MAX else None, textfont=dict(size=10),
-                               hovertemplate="block %{y}, head %{x}<br>" + name + f" = %{{z:{fmt}}}"
-                                             "<br>click to open<extra></extra>"))
-    fig.update_xaxes(title="head", type="category")
-    fig.update_yaxes(title="block", type="category", autorange="reversed")
-    return style(fig, f"{name}, every head", height=480)
+                               hovertemplate=_("block %{y}, head %{x}<br>") + name + f" = %{{z:{fmt}}}"
+                               + _("<br>click to open<extra></extra>")))
+    fig.update_xaxes(title=_("head"), type="category")
+    fig.update_yaxes(title=_("block"), type="category", autorange="reversed")
+    return style(fig, _("{name}, every head").format(name=name), height=480)
 
 
 def statistics_table(stats: dict[str, np.ndarray], sort_by: str, top: int | None = None) -> list[dict]:
     """One row per head (id "block,head", 0-based), sorted by `sort_by` (entropy ascending, others
     descending); `top` keeps the first rows only."""
     L, H = stats["entropy"].shape
-    rows = [{"id": f"{l},{h}", "head": f"block {l + 1}, head {h + 1}", "tl": f"L{l}H{h}",
+    rows = [{"id": f"{l},{h}", "head": _("block {l}, head {h}").format(l=l + 1, h=h + 1), "tl": f"L{l}H{h}",
              **{k: round(float(v[l, h]), 3) for k, v in stats.items()}} for l in range(L) for h in range(H)]
     rows.sort(key=lambda r: r[sort_by], reverse=sort_by not in ASCENDING)
     return rows[:top] if top else rows
@@ -202,36 +203,36 @@ def head_from_click(trigger: str, grid_click, map_click, table_cell) -> tuple[in
 
 def section():
     stat_text = (
-        "**Entropy** (bits): how spread out a query's attention is, averaged over the queries: 0 = all on one "
-        "token; a head that spreads evenly over i + 1 tokens has log₂(i + 1). **First token**: the share on "
-        "token 0, where many heads park attention they do not need (an *attention sink*). **Previous token**: "
-        "the share on the token just before (row 0 has none, so it is left out of that mean). **Itself**: the "
-        "share on the query's own token. **Distance**: how many tokens back the head looks, on average.")
+        _("**Entropy** (bits): how spread out a query's attention is, averaged over the queries: 0 = all on one "
+          "token; a head that spreads evenly over i + 1 tokens has log₂(i + 1). **First token**: the share on token "
+          "0, where many heads park attention they do not need (an *attention sink*). **Previous token**: the share "
+          "on the token just before (row 0 has none, so it is left out of that mean). **Itself**: the share on the "
+          "query's own token. **Distance**: how many tokens back the head looks, on average."))
     return [
         explanation(
-            "Every block has several **heads**. Each head has its own query, key and value weights, so each "
-            "learns its own way of choosing which earlier tokens to read. Below is every head's pattern for "
-            "this prompt (queries down, keys across, as in the *Attention head* tab; long prompts are averaged "
-            "into 32 × 32 blocks). Some heads look at the **previous token**, some park their attention on the "
-            "**first token** when nothing else is relevant, some look at the token itself, some spread out. "
-            "Pick a statistic to find them (the top heads are outlined); click a head to open it.",
+            _("Every block has several **heads**. Each head has its own query, key and value weights, so each learns "
+              "its own way of choosing which earlier tokens to read. Below is every head's pattern for this prompt "
+              "(queries down, keys across, as in the *Attention head* tab; long prompts are averaged into 32 × 32 "
+              "blocks). Some heads look at the **previous token**, some park their attention on the **first token** "
+              "when nothing else is relevant, some look at the token itself, some spread out. Pick a statistic to "
+              "find them (the top heads are outlined); click a head to open it."),
             r"A^{(\ell,h)} = \mathrm{softmax}\!\left(\frac{Q^{(\ell,h)} K^{(\ell,h)\top}}{\sqrt{d_k}} + M\right),"
             r"\quad H^{(\ell,h)} = \frac{1}{T}\sum_{i=0}^{T-1} \Big(-\sum_{j \le i} A_{ij} \log_2 A_{ij}\Big)"),
         html.Div([
             html.Div(graph("heads-grid"), style={"flex": "1 1 560px", "minWidth": "0"}),
             html.Div([
-                html.Div([html.Label("Statistic", htmlFor="heads-statistic"),
+                html.Div([html.Label(_("Statistic"), htmlFor="heads-statistic"),
                           dcc.Dropdown(id="heads-statistic", value="previous", clearable=False,
-                                       options=[{"label": v, "value": k} for k, v in STATISTICS.items()])],
+                                       options=[{"label": _(v), "value": k} for k, v in STATISTICS.items()])],
                          className="inline-control"),
                 explanation(stat_text),
                 graph("heads-statistic-map"),
             ], style={"flex": "1 1 420px", "minWidth": "0"}),
         ], style={"display": "flex", "flexWrap": "wrap", "gap": "12px"}),
-        html.H4("Every head, sortable (click a column title to sort, a row to open the head)"),
+        html.H4(_("Every head, sortable (click a column title to sort, a row to open the head)")),
         dash_table.DataTable(
             id="heads-table", page_size=12, sort_action="native",
-            columns=[{"name": "head (from 1)", "id": "head"}, {"name": "L·H (from 0)", "id": "tl"}]
+            columns=[{"name": _("head (from 1)"), "id": "head"}, {"name": _("L·H (from 0)"), "id": "tl"}]
             + [{"name": v, "id": k, "type": "numeric",
                 "format": FormatTemplate.percentage(1) if STAT_FORMATS[k].endswith("%") else Format(precision=3, scheme=Scheme.fixed)}
                for k, v in STATISTICS.items()],
@@ -254,7 +255,7 @@ def register(app) -> None:
         stats = all_statistics(trace)
         outlined = top_heads(stats[statistic], statistic, max(1, min(10, L * H // 8)))
         return (grid_figure(patterns, stats, outlined),
-                statistic_figure(stats[statistic], STATISTICS[statistic], STAT_FORMATS[statistic]),
+                statistic_figure(stats[statistic], _(STATISTICS[statistic]), STAT_FORMATS[statistic]),
                 statistics_table(stats, statistic))
 
     @app.callback(Output(ids.BLOCK, "value", allow_duplicate=True), Output(ids.HEAD, "value", allow_duplicate=True),

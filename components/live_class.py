@@ -21,6 +21,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .i18n import _
 from .shared_state import app_folder, private_folder, redis_client
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a projector
@@ -63,8 +64,8 @@ class ClassesFull(RuntimeError):
     """No new class now; the message says why."""
 
     def __init__(self):
-        super().__init__(f"{MAX_CLASSES} classes are running on this server; end one, or wait for an idle one to "
-                         f"expire.")
+        super().__init__(_("{max_classes} classes are running on this server; end one, or wait for an idle one "
+                           "to expire.").format(max_classes=MAX_CLASSES))
 
 
 class ClassStore:
@@ -76,11 +77,11 @@ class ClassStore:
         secret = secrets.token_urlsafe(24)
         record = {"secret": _digest(secret), "salt": secrets.token_hex(16), "search": "", "lesson": None,
                   "revealed": None, "version": 0, "touched": time.time()}
-        for _ in range(20):
+        for _unused in range(20):
             code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
             if self._insert(code, record):
                 return code, secret
-        raise RuntimeError("no free class code")
+        raise RuntimeError(_("no free class code"))
 
     def view(self, code) -> dict | None:
         """What a student's page needs: {"search", "lesson", "revealed", "version"}; None for an unknown,
@@ -307,7 +308,7 @@ class RedisClassStore(ClassStore):
         if key is None:
             return False
         with self.redis.pipeline() as pipe:  # optimistic: retried if another teacher request wrote meanwhile
-            for _ in range(10):
+            for _unused in range(10):
                 try:
                     pipe.watch(key)
                     raw = pipe.get(key)

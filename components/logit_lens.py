@@ -10,6 +10,7 @@ from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
+from .i18n import _, number
 from .common import SEQUENTIAL, axis_labels, explanation, graph, register_token_choices, style, thin_ticks, \
     token_window, valid_index
 
@@ -21,7 +22,7 @@ MAX_POSITIONS = 12
 def lens_stack(trace, start: int = 0, stop: int | None = None) -> tuple[list[str], torch.Tensor]:
     """The residual stream after the embedding and after each block, [blocks + 1, stop - start, d_model]."""
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{l}.hook_resid_post" for l in range(trace.config.n_layer)]
-    labels = ["embedding"] + [f"block {l + 1}" for l in range(trace.config.n_layer)]
+    labels = [_("embedding")] + [_("block {block}").format(block=l + 1) for l in range(trace.config.n_layer)]
     return labels, torch.stack([trace[n][start:stop] for n in names])
 
 
@@ -43,10 +44,10 @@ def lens_figure(stage_labels: list[str], token_labels: list[str], top_ids: np.nd
     fig = go.Figure(go.Heatmap(z=top_probs[:, :, 0], x=token_labels, y=stage_labels, text=cell_text,
                                texttemplate="%{text}", textfont=dict(size=11), customdata=hover,
                                colorscale=SEQUENTIAL, zmin=0, zmax=1, colorbar=dict(title="p(top)"),
-                               hovertemplate="after %{y}, at %{x}<br>%{customdata}<extra></extra>"))
+                               hovertemplate=_("after %{y}, at %{x}<br>%{customdata}<extra></extra>")))
     fig.update_xaxes(type="category", side="top", **thin_ticks(token_labels, 32))
     fig.update_yaxes(type="category", autorange="reversed")
-    style(fig, "Logit lens: the most likely next token after each position, read after each block",
+    style(fig, _("Logit lens: the most likely next token after each position, read after each block"),
           height=max(360, 30 * len(stage_labels) + 150))
     return fig.update_layout(margin_t=100)  # room for the token labels above the table
 
@@ -54,12 +55,12 @@ def lens_figure(stage_labels: list[str], token_labels: list[str], top_ids: np.nd
 def section():
     return [
         explanation(
-            "What would the model predict if it stopped after block l? The **logit lens** applies the final "
-            "LayerNorm and the output head to the residual stream after every block. Early blocks guess "
-            "generic tokens; the answer usually sharpens in the later blocks. The last row is exactly the "
-            "model's own prediction.",
+            _("What would the model predict if it stopped after block l? The **logit lens** applies the final "
+              "LayerNorm and the output head to the residual stream after every block. Early blocks guess generic "
+              "tokens; the answer usually sharpens in the later blocks. The last row is exactly the model's own "
+              "prediction."),
             r"\text{lens}_l(x) = \mathrm{softmax}\big(\mathrm{LN}_{\text{final}}(x_l)\, W_E^{\top}\big)"),
-        html.Div([html.Label("Around token", htmlFor="lens-token"), dcc.Dropdown(id="lens-token", clearable=False)],
+        html.Div([html.Label(_("Around token"), htmlFor="lens-token"), dcc.Dropdown(id="lens-token", clearable=False)],
                  className="inline-control"),
         html.P(id="lens-note", className="facts"),
         graph("lens-table"),
@@ -85,6 +86,7 @@ def register(app) -> None:
         top_ids, top_probs = logit_lens(resid, ln.weight.to(**to_cpu), ln.bias.to(**to_cpu), ln.eps,
                                         runtime.model.wte.weight.to(**to_cpu))
         texts = {int(i): runtime.tokenizer.token(int(i)).text for i in np.unique(top_ids)}
-        note = (f"Positions {start:,}–{stop - 1:,} of the {T:,} tokens: choose a token to move along."
+        note = (_("Positions {start}–{stop} of the {t} tokens: choose a token to move along.").format(
+            start=number(start), stop=number(stop - 1), t=number(T))
                 if stop - start < T else "")
         return lens_figure(stage_labels, axis_labels(trace.tokens)[start:stop], top_ids, top_probs, texts), note

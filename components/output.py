@@ -20,6 +20,7 @@ from dash.exceptions import PreventUpdate
 from model_runtime.sampling import SamplingParams, draw, make_generator, sampling_record
 
 from . import common, ids, state
+from .i18n import N_, _, ngettext, number, percent, separators
 
 TAB = "output"
 FIGURE = "output-candidates"
@@ -35,51 +36,53 @@ CUMULATIVE_COLOR = "#2a9d8f"
 
 # Each bar's stage, in legend order.
 STATUS_NAMES = {
-    "kept": "kept: drawn from",
-    "top_k": "removed by top-k",
-    "top_p": "removed by top-p",
-    "greedy": "not chosen (greedy)",
+    "kept": N_("kept: drawn from"),
+    "top_k": N_("removed by top-k"),
+    "top_p": N_("removed by top-p"),
+    "greedy": N_("not chosen (greedy)"),
 }
 
-EXPLANATION = """
-**From logits to the next token.** The last position's vector is compared with every token's embedding: one
-score (a *logit* z) for each token of the vocabulary. Dividing the logits by the **temperature** T sharpens the
-distribution (T below 1) or flattens it (T above 1); T = 0 means *greedy*: always take the most likely token.
-**Top-k** keeps only the k most likely tokens (0 = off). **Top-p** (the *nucleus*) keeps the smallest set of
-most likely tokens whose probabilities add up to at least p (1 = off), so it keeps few tokens when the model is
-sure and many when it is not. What is left is renormalised to add up to 1, and one token is drawn at random
-from it (with a seed, the same draw every time).
-
-Upper panel: the probabilities after the temperature, before filtering; grey bars were removed, and the line is
-the running total that top-p compares with p. Lower panel: the renormalised probabilities the token is drawn from.
-"""
+EXPLANATION = N_("**From logits to the next token.** The last position's vector is compared with every token's "
+                 "embedding: one score (a *logit* z) for each token of the vocabulary. Dividing the logits by the "
+                 "**temperature** T sharpens the distribution (T below 1) or flattens it (T above 1); T = 0 means "
+                 "*greedy*: always take the most likely token. **Top-k** keeps only the k most likely tokens (0 = "
+                 "off). **Top-p** (the *nucleus*) keeps the smallest set of most likely tokens whose probabilities "
+                 "add up to at least p (1 = off), so it keeps few tokens when the model is sure and many when it is "
+                 "not. What is left is renormalised to add up to 1, and one token is drawn at random from it (with a "
+                 "seed, the same draw every time).\n\nUpper panel: the probabilities after the temperature, before "
+                 "filtering; grey bars were removed, and the line is the running total that top-p compares with p. "
+                 "Lower panel: the renormalised probabilities the token is drawn from.")
 EQUATION = r"p_i = \frac{\exp(z_i / T)}{\sum_j \exp(z_j / T)}"
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Input checks: everything a callback receives may have been sent by hand.
 
-def checked_sequence(sequence, missing: str = "Run a prompt to see the next-token candidates.") -> list[int]:
+def checked_sequence(sequence, missing: str = N_("Run a prompt to see the next-token candidates.")) -> list[int]:
     """The token ids of a `sequence` store; ValueError with a message for people."""
     token_ids = sequence.get("ids") if isinstance(sequence, dict) else None
     if not isinstance(token_ids, list) or not token_ids:
-        raise ValueError(missing)
+        raise ValueError(_(missing))
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in token_ids):
-        raise ValueError("The sequence holds something other than token ids; run the prompt again.")
+        raise ValueError(_("The sequence holds something other than token ids; run the prompt again."))
     return token_ids
 
 
 def checked_int(value, name: str, low: int, high: int) -> int:
     if value is None:  # what a number box sends when it is empty or outside its own min / max
-        raise ValueError(f"{name} must be a whole number from {low} to {high}; the box is empty or out of range")
+        raise ValueError(_("{name} must be a whole number from {low} to {high}; the box is empty or out of "
+                           "range").format(name=name, low=low, high=high))
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+        raise ValueError(_("{name} must be a whole number from {low} to {high}, not {value!r}").format(
+            name=name, low=low, high=high, value=value))
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: a whole number too large for a float
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, not {str(value)[:40]!r}") from None
+        raise ValueError(_("{name} must be a whole number from {low} to {high}, not {value!r}").format(
+            name=name, low=low, high=high, value=str(value)[:40])) from None
     if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}; got {str(value)[:40]}")
+        raise ValueError(_("{name} must be a whole number from {low} to {high}; got {value}").format(
+            name=name, low=low, high=high, value=str(value)[:40]))
     return int(number)
 
 
@@ -130,15 +133,16 @@ def entropy_bits(probs) -> float:
 # Pure figure / table builders.
 
 def _hover(row: dict, greedy: bool) -> str:
-    scaled = "(greedy: no temperature)" if greedy else f"→ z/T {row['scaled']:.3f}"
-    status = STATUS_NAMES[row_status(row, greedy)]
-    return (f"<b>{row['text']}</b> (id {row['id']}, rank {row['rank'] + 1} by logit)<br>"
-            f"logit z {row['logit']:.3f} {scaled}<br>p before filtering {row['prob_before']:.4f}<br>"
-            f"p after filtering {row['prob']:.4f}<br>{status}")
+    scaled = _("(greedy: no temperature)") if greedy else f"→ z/T {row['scaled']:.3f}"
+    status = _(STATUS_NAMES[row_status(row, greedy)])
+    return (_("<b>{row}</b> (id {row2}, rank {value} by logit)<br>logit z {row3} {scaled}<br>p before filtering "
+              "{row4}<br>p after filtering {row5}<br>{status}").format(
+        row=row["text"], row2=row["id"], value=row["rank"] + 1, row3=number(row["logit"], 3), scaled=scaled,
+        row4=number(row["prob_before"], 4), row5=number(row["prob"], 4), status=status))
 
 
 def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, greedy: bool = False, *,
-                      drawn_label: str = "drawn token", title: str | None = None) -> go.Figure:
+                      drawn_label: str = _("drawn token"), title: str | None = None) -> go.Figure:
     """Two panels over the top-N candidates (x: token labels, most likely first).
 
     Upper: probability before filtering, one bar trace per stage ("kept", "removed by top-k", "removed by
@@ -166,7 +170,7 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
     for status in ("kept", "top_p", "top_k", "greedy"):
         idx = [i for i, s in enumerate(statuses) if s == status and not highlight[i]]
         if idx:
-            data.append(bars(idx, before, STATUS_NAMES[status], colors[status], "/" if status == "top_p" else ""))
+            data.append(bars(idx, before, _(STATUS_NAMES[status]), colors[status], "/" if status == "top_p" else ""))
     marked = [i for i, h in enumerate(highlight) if h]
     if marked:
         data.append(bars(marked, before, drawn_label, common.HIGHLIGHT))
@@ -175,26 +179,28 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
                             "showarrow": True, "arrowhead": 2, "ay": -30, "font": {"color": common.HIGHLIGHT}})
     if not greedy:
         cumulative = np.cumsum(np.asarray([r["p_topk"] for r in rows], dtype=np.float64)).astype(np.float32)
-        data.append({"type": "scatter", "x": labels, "y": cumulative, "name": "cumulative mass (top-p looks at this)",
+        data.append({"type": "scatter", "x": labels, "y": cumulative, "name": _("cumulative mass (top-p looks at "
+                                                                                "this)"),
                      "mode": "lines+markers", "line": {"color": CUMULATIVE_COLOR, "width": 2}, "marker": {"size": 5},
-                     "hovertemplate": "cumulative %{y:.3f}<extra></extra>", "xaxis": "x", "yaxis": "y2"})
+                     "hovertemplate": _("cumulative %{y:.3f}<extra></extra>"), "xaxis": "x", "yaxis": "y2"})
         if top_p < 1:
             # Shape and label both on the cumulative axis (on the probability axis they would stretch its range).
             shapes.append({"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y2", "y0": top_p,
                            "y1": top_p, "line": {"color": CUMULATIVE_COLOR, "dash": "dash"}})
-            annotations.append({"text": f"top-p = {top_p:.2f}", "x": 1, "xref": "x domain", "xanchor": "right",
+            annotations.append({"text": _("top-p = {top_p}").format(top_p=number(top_p, 2)), "x": 1,
+                                "xref": "x domain", "xanchor": "right",
                                 "y": top_p, "yref": "y2", "yanchor": "bottom", "showarrow": False,
                                 "font": {"color": CUMULATIVE_COLOR}})
     plain = [i for i in range(len(rows)) if not highlight[i]]
     if plain:
-        data.append(bars(plain, final, "renormalised", KEPT_COLOR, lower=True, showlegend=False,
-                         group=STATUS_NAMES["kept"]))
+        data.append(bars(plain, final, _("renormalised"), KEPT_COLOR, lower=True, showlegend=False,
+                         group=_(STATUS_NAMES["kept"])))
     if marked:
         data.append(bars(marked, final, drawn_label, common.HIGHLIGHT, lower=True, showlegend=False))
 
     upper, lower = [0.5, 1.0], [0.0, 0.38]
-    for text, y in (("Probabilities after the temperature, before filtering", upper[1]),
-                    ("Renormalised: what the token is drawn from", lower[1])):
+    for text, y in ((_("Probabilities after the temperature, before filtering"), upper[1]),
+                    (_("Renormalised: what the token is drawn from"), lower[1])):
         annotations.append({"text": text, "x": 0.5, "xref": "paper", "y": y, "yref": "paper", "xanchor": "center",
                             "yanchor": "bottom", "showarrow": False, "font": {"size": 14}})
     axis = {"type": "category", "categoryorder": "array", "categoryarray": labels, "tickangle": -45,
@@ -202,15 +208,15 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
     layout = {
         "xaxis": {**axis, "anchor": "y", "matches": "x2", "showticklabels": False},
         "xaxis2": {**axis, "anchor": "y3"},
-        "yaxis": {"domain": upper, "anchor": "x", "title": {"text": "probability"}, "rangemode": "tozero",
+        "yaxis": {"domain": upper, "anchor": "x", "title": {"text": _("probability")}, "rangemode": "tozero",
                   "tickformat": ".3~g"},
         "yaxis2": {"overlaying": "y", "side": "right", "anchor": "x", "range": [0, 1.05], "showgrid": False,
-                   "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1], "title": {"text": "cumulative"}},
+                   "tickmode": "array", "tickvals": [0, 0.25, 0.5, 0.75, 1], "title": {"text": _("cumulative")}},
         "yaxis3": {"domain": lower, "anchor": "x2", "title": {"text": "p"}, "rangemode": "tozero",
                    "tickformat": ".3~g"},
         "barmode": "overlay", "bargap": 0.15, "legend": {"orientation": "h", "y": 1.12, "x": 0},
         "hoverlabel": {"align": "left"}, "annotations": annotations, "shapes": shapes,
-        "title": {"text": title}, "font": {"family": common.FONT}, "height": 620,
+        "title": {"text": title}, "font": {"family": common.FONT}, "height": 620, "separators": separators(),
         "margin": {"l": 60, "r": 60, "t": 110, "b": 50}, "paper_bgcolor": "white", "plot_bgcolor": "white",
     }
     return go.Figure({"data": data, "layout": layout})
@@ -219,10 +225,10 @@ def candidates_figure(rows: list[dict], drawn_id: int | None, top_p: float, gree
 def logits_table(rows: list[dict], temperature: float, greedy: bool) -> html.Table:
     """Raw logits -> scaled logits -> probabilities for the top N, as real numbers (a plain HTML table)."""
     scaled_head = "z (greedy)" if greedy else f"z / T (T = {temperature:g})"
-    cell = {"padding": "2px 10px", "textAlign": "right", "borderBottom": "1px solid #eee"}
-    token_cell = {**cell, "textAlign": "left", "whiteSpace": "pre"}
+    cell = {"padding": "2px 10px", "textAlign": "end", "borderBottom": "1px solid #eee"}
+    token_cell = {**cell, "textAlign": "start", "whiteSpace": "pre", "direction": "ltr"}
     head = html.Tr([html.Th(h, style=cell) for h in ("#", "token", "id", "logit z", scaled_head,
-                                                     "p before filtering", "after top-k", "after top-p",
+                                                     _("p before filtering"), _("after top-k"), _("after top-p"),
                                                      "p renormalised")])
     body = []
     for i, r in enumerate(rows):
@@ -245,30 +251,41 @@ def summary(record, drawn: dict, vocab_size: int, generated: dict | None = None)
     kept = int(record.kept_top_p.sum())
     mass_before = float(record.probs_before[record.kept_top_p].sum())
     items = [
-        html.Li([html.B("Entropy: "), f"{h_before:.2f} bits after the temperature (like choosing evenly among "
-                 f"{2 ** h_before:,.{0 if h_before > 4 else 1}f} tokens), {h_after:.2f} bits after filtering; "
-                 f"a uniform choice among {vocab_size:,} tokens would be {math.log2(vocab_size):.1f} bits."]),
-        html.Li([html.B("Kept set: "), f"{kept:,} token{'s' if kept != 1 else ''} holding "
-                 f"{100 * mass_before:.1f}% of the probability before filtering"
-                 + ("" if record.params.greedy else
-                    f" ({100 * record.top_p_cumulative_mass:.1f}% of what top-p looked at, after top-k)") + "."]),
+        html.Li([html.B(_("Entropy:") + " "), _(
+            "{h_before} bits after the temperature (like choosing evenly among {choices} tokens), {h_after} bits "
+            "after filtering; a uniform choice among {vocab} tokens would be {h_uniform} bits.").format(
+                h_before=number(h_before, 2), choices=number(2 ** h_before, 0 if h_before > 4 else 1),
+                h_after=number(h_after, 2), vocab=number(vocab_size), h_uniform=number(math.log2(vocab_size), 1))]),
+        html.Li([html.B(_("Kept set:") + " "), (
+            ngettext("{n} token holding {mass} of the probability before filtering.",
+                     "{n} tokens holding {mass} of the probability before filtering.", kept)
+            if record.params.greedy else
+            ngettext("{n} token holding {mass} of the probability before filtering ({top_p_mass} of what top-p "
+                     "looked at, after top-k).",
+                     "{n} tokens holding {mass} of the probability before filtering ({top_p_mass} of what top-p "
+                     "looked at, after top-k).", kept)).format(
+            n=number(kept), mass=percent(mass_before, 1), top_p_mass=percent(record.top_p_cumulative_mass, 1))]),
     ]
-    drawn_line = (f"“{drawn['text']}” (id {drawn['id']}), probability {drawn['prob']:.4f}, "
-                  f"rank {drawn['rank'] + 1} by logit")
+    drawn_line = (_("“{drawn}” (id {drawn2}), probability {drawn3}, rank {value} by logit").format(
+        drawn=drawn['text'], drawn2=drawn['id'], drawn3=number(drawn['prob'], 4), value=drawn['rank'] + 1))
     if record.params.greedy:
-        items.append(html.Li([html.B("Greedy (temperature 0): "), "the most likely token is always taken: ",
+        items.append(html.Li([html.B(_("Greedy (temperature 0): ")), _("the most likely token is always taken: "),
                               drawn_line + "."]))
     elif generated is None:
         seed = record.params.seed
-        how = f"with seed {seed}" if seed is not None else "with no seed (a new random draw each time)"
-        items.append(html.Li([html.B("Drawn "), how, ": ", drawn_line + "."]))
+        how = (_("with seed {seed}").format(seed=seed) if seed is not None else
+               _("with no seed (a new random draw each time)"))
+        items.append(html.Li([html.B(_("Drawn") + " "), _("{how}: {token}.").format(how=how, token=drawn_line)]))
     if generated is not None:
         gid = generated["id"]
-        now = (f"probability {float(record.probs[gid]):.4f} with the current settings, "
-               f"rank {int((record.logits > record.logits[gid]).sum()) + 1} by logit")
-        items.append(html.Li([html.B(f"The generation drew at step {generated['step']}: "),
-                              f"“{generated['text']}” (id {gid}) with {generated['settings']}; "
-                              f"{now}. A fresh draw with the current settings gives “{drawn['text']}”."]))
+        now = (_("probability {value} with the current settings, rank {value2} by logit").format(
+            value=number(float(record.probs[gid]), 4), value2=int((record.logits > record.logits[gid]).sum()) + 1))
+        items.append(html.Li([html.B(_("The generation drew at step {generated}: ").format(
+            generated=generated['step'])),
+                              _("“{generated}” (id {gid}) with {generated2}; {now}. A fresh draw with the current "
+                                "settings gives “{drawn}”.").format(
+                                  generated=generated["text"], gid=gid, generated2=generated["settings"], now=now,
+                                  drawn=drawn["text"])]))
     return html.Div(html.Ul(items), className="output-summary")
 
 
@@ -293,7 +310,7 @@ def generated_token(sequence: dict, token_ids: list[int]) -> dict | None:
         return None
     text, settings = drawn.get("text"), drawn.get("settings")
     return {"step": step, "id": token, "text": text if isinstance(text, str) else str(token),
-            "settings": settings if isinstance(settings, str) else "its own settings"}
+            "settings": settings if isinstance(settings, str) else _("its own settings")}
 
 
 def empty(message: str, shown_message: str = ""):
@@ -310,9 +327,9 @@ def update_output(sequence, view, temperature, top_k, top_p, seed, top_n):
         return empty(str(why))
     try:
         params = checked_params(temperature, top_k, top_p, seed)
-        n = checked_int(top_n, "The number of candidates shown (top N)", *TOP_N_RANGE)
+        n = checked_int(top_n, _("The number of candidates shown (top N)"), *TOP_N_RANGE)
     except ValueError as why:
-        message = f"Check the sampling controls: {why}."
+        message = _("Check the sampling controls: {why}.").format(why=why)
         return empty(message, message)
     try:
         runtime = state.model.get()
@@ -329,14 +346,16 @@ def update_output(sequence, view, temperature, top_k, top_p, seed, top_n):
     if generated is not None and not 0 <= generated["id"] < runtime.config.vocab_size:
         generated = None  # a hand-edited store
     if generated is not None:
-        highlight, label = generated["id"], f"generation drew (step {generated['step']})"
+        highlight, label = generated["id"], _("generation drew (step {generated})").format(
+            generated=generated['step'])
     else:
-        highlight, label = record.token, "greedy choice" if params.greedy else "drawn token"
+        highlight, label = record.token, _("greedy choice") if params.greedy else _("drawn token")
     last = tokenizer.token(token_ids[-1]).text
     shown = sum(r["id"] == highlight for r in rows)
-    title = f"After “{last}”: the top {n} of {runtime.config.vocab_size:,} candidates"
+    title = _("After “{last}”: the top {n} of {vocab_size} candidates").format(
+        last=last, n=n, vocab_size=number(runtime.config.vocab_size))
     if not shown:
-        title += f" (the {label} is not among them)"
+        title += _(" (the {label} is not among them)").format(label=label)
     figure = candidates_figure(rows, highlight, params.top_p, params.greedy, drawn_label=label, title=title)
     return (figure, summary(record, drawn, runtime.config.vocab_size, generated),
             logits_table(rows, params.temperature, params.greedy), "")
@@ -344,11 +363,11 @@ def update_output(sequence, view, temperature, top_k, top_p, seed, top_n):
 
 def section():
     return html.Div([
-        common.explanation(EXPLANATION, EQUATION),
+        common.explanation(_(EXPLANATION), EQUATION),
         html.Div(id=MESSAGE, className="view-message", role="status"),
         html.Div(id=SUMMARY),
         common.graph(FIGURE),
-        html.Details([html.Summary("The numbers: logits → scaled logits → probabilities"), html.Div(id=TABLE)],
+        html.Details([html.Summary(_("The numbers: logits → scaled logits → probabilities")), html.Div(id=TABLE)],
                      open=False),
     ], className="view view-output")
 

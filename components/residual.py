@@ -9,6 +9,7 @@ from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
 from . import ids, state
+from .i18n import _, number
 from .common import SEQUENTIAL, axis_labels, explanation, graph, message_figure, register_token_choices, rows_height, \
     style, thin_ticks, token_window, valid_index, window_note
 
@@ -32,10 +33,10 @@ def stream_norms(trace) -> tuple[list[str], np.ndarray]:
 
 def stream_figure(stage_labels: list[str], norms: np.ndarray, labels: list[str], window: str = "") -> go.Figure:
     fig = go.Figure(go.Heatmap(z=norms.T.astype(np.float32), x=stage_labels, y=labels, colorscale=SEQUENTIAL,
-                               hovertemplate="token %{y}<br>after %{x}<br>‖x‖ = %{z:.2f}<extra></extra>"))
-    fig.update_xaxes(type="category", title="position in the network")
+                               hovertemplate=_("token %{y}<br>after %{x}<br>‖x‖ = %{z:.2f}<extra></extra>")))
+    fig.update_xaxes(type="category", title=_("position in the network"))
     fig.update_yaxes(type="category", autorange="reversed", **thin_ticks(labels))
-    return style(fig, f"Size of each token's residual-stream vector, block by block{window}",
+    return style(fig, _("Size of each token's residual-stream vector, block by block{window}").format(window=window),
                  height=rows_height(len(labels), 18, 140, 280))
 
 
@@ -46,42 +47,43 @@ def writes_figure(trace, position: int, label: str) -> go.Figure:
     attn = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_attn_out"][position].numpy()) for l in range(L)])
     mlp = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_mlp_out"][position].numpy()) for l in range(L)])
     fig = go.Figure()
-    fig.add_bar(x=blocks, y=attn.astype(np.float32), name="‖attention output‖", marker_color="#3b7dd8")
-    fig.add_bar(x=blocks, y=mlp.astype(np.float32), name="‖MLP output‖", marker_color="#e4572e")
+    fig.add_bar(x=blocks, y=attn.astype(np.float32), name=_("‖attention output‖"), marker_color="#3b7dd8")
+    fig.add_bar(x=blocks, y=mlp.astype(np.float32), name=_("‖MLP output‖"), marker_color="#e4572e")
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
-    fig.update_xaxes(title="block", type="category")
-    return style(fig, f"What each block writes into the stream of {label}", height=320)
+    fig.update_xaxes(title=_("block"), type="category")
+    return style(fig, _("What each block writes into the stream of {label}").format(label=label), height=320)
 
 
 def layernorm_figure(before: np.ndarray, after: np.ndarray, mean: float, scale: float, title: str) -> go.Figure:
     """One token's 768 values before and after LayerNorm, each sorted, plus their histograms."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("values, sorted", "distribution"), horizontal_spacing=0.1)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("values, sorted"), _("distribution")), horizontal_spacing=0.1)
     # One legend above both panels: each entry names a line and a histogram (a click hides both).
-    for name, values, color in (("before LayerNorm", before, "#8aa9d6"), ("after LayerNorm", after, "#1b2a49")):
+    for name, values, color in ((_("before LayerNorm"), before, "#8aa9d6"), (_("after LayerNorm"), after, "#1b2a49")):
         fig.add_scatter(y=np.sort(values).astype(np.float32), mode="lines", name=name, line=dict(color=color),
                         legendgroup=name, row=1, col=1)
         fig.add_histogram(x=values.astype(np.float32), name=name, marker_color=color, opacity=0.6, nbinsx=60,
                           legendgroup=name, showlegend=False, row=1, col=2)
     fig.update_layout(barmode="overlay", legend=dict(orientation="h", y=1.12, x=0))
-    return style(fig, f"{title}: mean μ = {mean:.3f}, scale √(σ²+ε) = {scale:.3f}", height=380)
+    return style(fig, _("{title}: mean μ = {mean}, scale √(σ²+ε) = {scale}").format(
+        title=title, mean=number(mean, 3), scale=number(scale, 3)), height=380)
 
 
 def section():
     return [
         explanation(
-            "The **residual stream** is each token's running vector: every block reads it (through a LayerNorm) "
-            "and adds what attention and the MLP computed. **LayerNorm** rescales a token's 768 numbers to mean 0 "
-            "and variance 1, then applies learned gains γ and biases β, so each block sees vectors of a "
-            "predictable size even as the stream grows.",
+            _("The **residual stream** is each token's running vector: every block reads it (through a LayerNorm) "
+              "and adds what attention and the MLP computed. **LayerNorm** rescales a token's 768 numbers to mean 0 "
+              "and variance 1, then applies learned gains γ and biases β, so each block sees vectors of a "
+              "predictable size even as the stream grows."),
             r"x_{l}' = x_l + \mathrm{Attn}(\mathrm{LN}_1(x_l)),\quad x_{l+1} = x_l' + \mathrm{MLP}(\mathrm{LN}_2(x_l')),"
             r"\quad \mathrm{LN}(x) = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} \odot \gamma + \beta"),
         graph("residual-norms"),
-        html.Div([html.Label("Token", htmlFor="residual-token"), dcc.Dropdown(id="residual-token", clearable=False),
-                  html.Label("LayerNorm", htmlFor="residual-ln"),
+        html.Div([html.Label(_("Token"), htmlFor="residual-token"), dcc.Dropdown(id="residual-token", clearable=False),
+                  html.Label(_("LayerNorm"), htmlFor="residual-ln"),
                   dcc.RadioItems(id="residual-ln", value="ln1", inline=True, options=[
-                      {"label": " before attention (ln1)", "value": "ln1"},
-                      {"label": " before the MLP (ln2)", "value": "ln2"},
-                      {"label": " final (ln_final)", "value": "ln_final"}])], className="inline-control"),
+                      {"label": _(" before attention (ln1)"), "value": "ln1"},
+                      {"label": _(" before the MLP (ln2)"), "value": "ln2"},
+                      {"label": _(" final (ln_final)"), "value": "ln_final"}])], className="inline-control"),
         graph("residual-writes"),
         graph("residual-layernorm"),
         html.Div(id="residual-ln-table", className="facts"),
@@ -103,19 +105,23 @@ def register(app) -> None:
         cfg = trace.config
         labels = axis_labels(trace.tokens)
         if not valid_index(layer, cfg.n_layer):
-            bad = message_figure(f"Choose a block from 1 to {cfg.n_layer}.")
+            bad = message_figure(_("Choose a block from 1 to {n_layer}.").format(n_layer=cfg.n_layer))
             return bad, bad, bad, ""
         position = position if valid_index(position, len(labels)) else len(labels) - 1
         if which == "ln_final":
-            before_name, prefix, where = f"blocks.{cfg.n_layer - 1}.hook_resid_post", "ln_final", "the final LayerNorm"
+            before_name, prefix = f"blocks.{cfg.n_layer - 1}.hook_resid_post", "ln_final"
+            where = _("the final LayerNorm")
         else:
             stream, ln = NORMS.get(which, NORMS["ln1"])
             before_name, prefix = f"blocks.{layer}.{stream}", f"blocks.{layer}.{ln}"
-            where = f"block {layer + 1}'s {'first' if ln == 'ln1' else 'second'} LayerNorm"
+            where = (_("block {block}'s first LayerNorm") if ln == "ln1" else
+                     _("block {block}'s second LayerNorm")).format(block=layer + 1)
         mean, scale = trace[f"{prefix}.hook_mean"][:, 0].numpy(), trace[f"{prefix}.hook_scale"][:, 0].numpy()
         ln_fig = layernorm_figure(trace[before_name][position].numpy(), trace[f"{prefix}.hook_normalized"][position].numpy(),
-                                  float(mean[position]), float(scale[position]), f"{where}, token {labels[position]}")
-        table = html.Table([html.Thead(html.Tr([html.Th("token"), html.Th("mean μ"), html.Th("scale √(σ²+ε)")]))] +
+                                  float(mean[position]), float(scale[position]),
+                                  _("{where}, token {token}").format(where=where, token=labels[position]))
+        table = html.Table([html.Thead(html.Tr([html.Th(_("token")), html.Th(_("mean μ")),
+                                                html.Th(_("scale √(σ²+ε)"))]))] +
                            [html.Tbody([html.Tr([html.Td(labels[i]), html.Td(f"{mean[i]:.4f}"), html.Td(f"{scale[i]:.4f}")])
                                         for i in range(*token_window(len(labels), position, TABLE_ROWS))])],
                            className="terms")

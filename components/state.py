@@ -18,6 +18,8 @@ from flask import has_app_context
 from flask_caching import Cache
 from plotly.basedatatypes import BaseFigure
 
+from components import i18n
+from components.i18n import _, number
 from components.shared_state import cache_config  # noqa: F401 (the views cache's settings, for app.py)
 from model_runtime import GPT2Runtime, Trace, load_gpt2
 from model_runtime.engine import Engine
@@ -61,8 +63,8 @@ class ModelHolder:
                 self._runtime = runtime
             print(f"Ready: {runtime!r}. {runtime.message}", flush=True)
         except Exception as error:  # shown on the page; the server keeps answering
-            self._error = f"The model could not be loaded: {error}"
-            print(self._error, flush=True)
+            self._error = str(error)
+            print(f"The model could not be loaded: {error}", flush=True)
         finally:
             self._ready.set()
 
@@ -78,14 +80,15 @@ class ModelHolder:
 
     @property
     def error(self) -> str | None:
-        return self._error
+        """Why the model could not be loaded, for the page (in the reader's language), or None."""
+        return None if self._error is None else _("The model could not be loaded: {error}").format(error=self._error)
 
     def get(self, timeout: float = 300) -> GPT2Runtime:
         self.start()
         if not self._ready.wait(timeout):
-            raise RuntimeError("The model is still loading; try again in a moment.")
+            raise RuntimeError(_("The model is still loading; try again in a moment."))
         if self._runtime is None:
-            raise RuntimeError(self._error or "The model is not loaded.")
+            raise RuntimeError(self.error or _("The model is not loaded."))
         return self._runtime
 
 
@@ -205,14 +208,15 @@ views_cache = Cache()
 
 
 def memoized(callback):
-    """Cache a view callback's result by its arguments and the loaded model (its weights' origin), so any
-    worker answers a repeated request from the cache. Only for callbacks that are pure functions of their
-    inputs (not ones that read which input triggered them)."""
+    """Cache a view callback's result by its arguments, the loaded model (its weights' origin) and the reader's
+    language (results hold interface text), so any worker answers a repeated request from the cache. Only for
+    callbacks that are pure functions of their inputs (not ones that read which input triggered them)."""
     @functools.wraps(callback)
     def wrapper(*args):
         if not model.ready:  # no view before the model: waiting here would hold one of the browser's six
             raise PreventUpdate  # connections, and the loading banner's polls would queue behind them
-        return _memoized_call(callback.__module__ + "." + callback.__qualname__, model_key(), args)
+        return _memoized_call(callback.__module__ + "." + callback.__qualname__, model_key(),
+                              i18n.current_language(), args)
 
     _callbacks[callback.__module__ + "." + callback.__qualname__] = callback
     return wrapper
@@ -222,7 +226,7 @@ _callbacks: dict = {}
 
 
 @views_cache.memoize()
-def _memoized_call(name, _model, args):
+def _memoized_call(name, _model, _language, args):
     return as_plain_data(_callbacks[name](*args))
 
 
@@ -237,10 +241,11 @@ def as_plain_data(result):
 
 
 def _code_version() -> str:
-    """Cached results are only valid for the code that made them."""
+    """Cached results are only valid for the code (and the interface text) that made them."""
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha1()
-    for path in sorted([*root.glob("components/*.py"), *root.glob("model_runtime/*.py")]):
+    for path in sorted([*root.glob("components/**/*.py"), *root.glob("model_runtime/*.py"),
+                        *root.glob("locale/*/LC_MESSAGES/messages.po")]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -284,18 +289,19 @@ def prompt_to_sequence(text: str) -> tuple[dict | None, str | None]:
 
     Long prompts keep their last n_ctx tokens (the model can only read that many) and say so."""
     if not isinstance(text, str):
-        return None, "The prompt must be text."
+        return None, _("The prompt must be text.")
     if len(text) > MAX_PROMPT_CHARS:
-        return None, f"The prompt is {len(text):,} characters long; paste at most {MAX_PROMPT_CHARS:,}."
+        return None, _("The prompt is {n_text} characters long; paste at most {max_prompt_chars}.").format(
+            n_text=number(len(text)), max_prompt_chars=number(MAX_PROMPT_CHARS))
     if not text.strip():
-        return None, "The prompt is empty: type some text, or pick an example."
+        return None, _("The prompt is empty: type some text, or pick an example.")
     text = without_lone_surrogates(text)  # JSON (and so the page) cannot carry lone surrogates back
     runtime = model.get()
     ids = runtime.tokenizer.encode(text)
     n_ctx = runtime.config.n_ctx
     message = None
     if len(ids) > n_ctx:
-        message = (f"The prompt is {len(ids):,} tokens; {runtime.config.name} reads at most {n_ctx:,}, "
-                   f"so only the last {n_ctx:,} tokens are used.")
+        message = (_("The prompt is {n_ids} tokens; {name} reads at most {n_ctx}, so only the last {n_ctx} tokens "
+                     "are used.").format(n_ids=number(len(ids)), name=runtime.config.name, n_ctx=number(n_ctx)))
         ids = ids[-n_ctx:]
     return {"ids": ids, "n_prompt": len(ids), "label": "prompt", "prompt": text}, message

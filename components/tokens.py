@@ -6,6 +6,7 @@ from dash.exceptions import PreventUpdate
 
 from . import ids, state
 from .common import explanation, valid_index
+from .i18n import N_, _, ngettext, number
 
 # Chips drawn at once: Dash's renderer slows down faster than linearly with the number of components (1,024
 # chips, three components each, blocked the browser for 27 s; 128 take a fraction of a second).
@@ -14,16 +15,19 @@ CHIP = "token-chip"    # pattern-matching type of the token chips
 MERGES = "token-merges"
 
 
-def sequence_ids(sequence, vocab_size: int, n_ctx: int) -> tuple[list[int] | None, int, str | None]:
+def sequence_ids(sequence, vocab_size: int, n_ctx: int, empty: str = N_("Run a prompt to see its tokens.")
+                 ) -> tuple[list[int] | None, int, str | None]:
     """The token ids and prompt length of a `sequence` store, checked (the store can be sent by hand):
-    (ids, n_prompt, None), or (None, 0, message) when it cannot be shown."""
+    (ids, n_prompt, None), or (None, 0, message) when it cannot be shown (`empty` when there is no prompt)."""
     if not isinstance(sequence, dict) or not isinstance(sequence.get("ids"), list) or not sequence["ids"]:
-        return None, 0, "Run a prompt to see its tokens."
+        return None, 0, _(empty)
     seq = sequence["ids"]
     if len(seq) > n_ctx:
-        return None, 0, f"This sequence has {len(seq):,} tokens; the model reads at most {n_ctx:,}."
+        return None, 0, _("This sequence has {n} tokens; the model reads at most {n_ctx}.").format(
+            n=number(len(seq)), n_ctx=number(n_ctx))
     if not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab_size for t in seq):
-        return None, 0, f"This sequence holds something other than token ids 0 … {vocab_size - 1:,}."
+        return None, 0, _("This sequence holds something other than token ids 0 … {last}.").format(
+            last=number(vocab_size - 1))
     n_prompt = sequence.get("n_prompt")
     if not (isinstance(n_prompt, int) and not isinstance(n_prompt, bool) and 0 < n_prompt <= len(seq)):
         n_prompt = len(seq)
@@ -36,8 +40,9 @@ def chip(position: int, token, generated: bool) -> html.Button:
     A button: clicking it (or Enter) shows how BPE built the token from its bytes."""
     hex_bytes = " ".join(f"{b:02X}" for b in token.bytes)
     n = len(token.bytes)
-    title = (f"position {position} · id {token.id} · bytes {hex_bytes} ({n} byte{'s' if n != 1 else ''})"
-             + (" · generated" if generated else "") + " · click to see its merges")
+    title = " · ".join([_("position {position}").format(position=position), _("id {id}").format(id=token.id),
+                        ngettext("bytes {hex} ({n} byte)", "bytes {hex} ({n} bytes)", n).format(hex=hex_bytes, n=n)]
+                       + ([_("generated")] if generated else []) + [_("click to see its merges")])
     return html.Button([html.Span(token.text, className="chip-text"), html.Span(str(token.id), className="chip-id")],
                        id={"type": CHIP, "index": position}, n_clicks=0, title=title,
                        className="token-chip" + (" token-generated" if generated else ""))
@@ -50,18 +55,20 @@ def merges_panel(tokenizer, token_id: int, position: int) -> html.Div:
     merges = tokenizer.merges(token_id)
     start = " ".join(f"{b:02X}" for b in token.bytes)
     if not merges:
-        why = ("a special token, added whole: BPE never builds it" if token_id == tokenizer.eot_id else
-               "a single byte: the 256 bytes are where BPE starts")
-        return html.Div([html.B(f"{token.text} (position {position}, id {token_id})"), f" is {why}."],
-                        className="token-merges")
-    rows = [html.Li([html.Span(f"rank {m.rank:,}: ", className="merge-rank"),
+        why = (_("{token} (position {position}, id {id}) is a special token, added whole: BPE never builds it.")
+               if token_id == tokenizer.eot_id else
+               _("{token} (position {position}, id {id}) is a single byte: the 256 bytes are where BPE starts."))
+        return html.Div(why.format(token=token.text, position=position, id=token_id), className="token-merges")
+    rows = [html.Li([html.Span(_("rank {rank}:").format(rank=number(m.rank)) + " ", className="merge-rank"),
                      f"{tokenizer.token(m.left).text} + {tokenizer.token(m.right).text} → "
                      f"{tokenizer.token(m.merged).text}"]) for m in merges]
     return html.Div([
-        html.B(f"How BPE built {token.text} (position {position}, id {token_id})"),
-        html.P(f"It starts from the token's {len(token.bytes)} bytes ({start}) and, again and again, merges the "
-               f"adjacent pair whose merged piece has the lowest rank (the oldest merge GPT-2 learned), until no "
-               f"pair is in the vocabulary. {len(merges)} merge{'s' if len(merges) != 1 else ''}:"),
+        html.B(_("How BPE built {token} (position {position}, id {id})").format(
+            token=token.text, position=position, id=token_id)),
+        html.P(_("It starts from the token's {n} bytes ({bytes}) and, again and again, merges the adjacent pair "
+                 "whose merged piece has the lowest rank (the oldest merge GPT-2 learned), until no pair is in the "
+                 "vocabulary.").format(n=len(token.bytes), bytes=start) + " "
+               + ngettext("{n} merge:", "{n} merges:", len(merges)).format(n=len(merges))),
         html.Ol(rows)], className="token-merges")
 
 
@@ -73,28 +80,32 @@ def token_summary(tokens, text: str, n_prompt: int | None = None) -> str:
     else:
         n_tokens, n_bytes = len(tokens), sum(len(t.bytes) for t in tokens)
     n_chars = len(text)
-    summary = (f"{n_tokens:,} token{'s' if n_tokens != 1 else ''} from {n_chars:,} characters "
-               f"({n_bytes:,} bytes of UTF-8)")
     if n_tokens:
-        summary += f": {n_chars / n_tokens:.1f} characters per token"
-    summary += "."
+        summary = ngettext("{n} token from {chars} characters ({bytes} bytes of UTF-8): {ratio} characters per token.",
+                           "{n} tokens from {chars} characters ({bytes} bytes of UTF-8): {ratio} characters per token.",
+                           n_tokens)
+    else:
+        summary = _("No tokens from {chars} characters ({bytes} bytes of UTF-8).")
+    summary = summary.format(n=number(n_tokens), chars=number(n_chars), bytes=number(n_bytes),
+                             ratio=number(n_chars / max(n_tokens, 1), 1))
     if n_prompt is not None and n_prompt < n_tokens:
         n_gen = n_tokens - n_prompt
-        summary += f" The last {n_gen:,} (orange) {'were' if n_gen != 1 else 'was'} generated by the model."
+        summary += " " + ngettext("The last {n} (orange) was generated by the model.",
+                                  "The last {n} (orange) were generated by the model.", n_gen).format(n=number(n_gen))
     return summary
 
 
 def section():
     return [
         explanation(
-            "GPT-2 does not read letters or words: a byte-level BPE tokenizer cuts the text into **tokens** from a "
-            "vocabulary of 50,257, and the model only ever sees their ids. Common words are one token, usually "
-            "with their leading space (shown as ␣, a new line as ↵); rare words split into pieces; a piece of a "
-            "multi-byte character shows as <0x..> bytes. Hover a token for its exact bytes.",
+            _("GPT-2 does not read letters or words: a byte-level BPE tokenizer cuts the text into **tokens** "
+              "from a vocabulary of 50,257, and the model only ever sees their ids. Common words are one token, "
+              "usually with their leading space (shown as ␣, a new line as ↵); rare words split into pieces; a "
+              "piece of a multi-byte character shows as <0x..> bytes. Hover a token for its exact bytes."),
             r"\text{text} \;\xrightarrow{\text{BPE}}\; (t_1, t_2, \dots, t_T), \qquad "
             r"t_i \in \{0, 1, \dots, 50\,256\}"),
         html.Div(id="token-summary", className="token-summary"),
-        html.Div([html.Label("Tokens shown", htmlFor="token-page"),
+        html.Div([html.Label(_("Tokens shown"), htmlFor="token-page"),
                   dcc.Dropdown(id="token-page", value=0, clearable=False, searchable=False)],
                  id="token-pager", className="inline-control", style={"display": "none"}),
         html.Div(id="token-chips", className="token-chips"),
@@ -104,13 +115,14 @@ def section():
 
 def pages(n_tokens: int) -> list[dict]:
     """The pager's choices: positions 0–127, 128–255, … (0-based, as on the charts' axes)."""
-    return [{"label": f"positions {start:,}–{min(start + CHIPS_PER_PAGE, n_tokens) - 1:,} of {n_tokens:,}",
+    return [{"label": _("positions {start}–{last} of {n}").format(
+                start=number(start), last=number(min(start + CHIPS_PER_PAGE, n_tokens) - 1), n=number(n_tokens)),
              "value": page} for page, start in enumerate(range(0, n_tokens, CHIPS_PER_PAGE))]
 
 
 def register(app) -> None:
     @app.callback(Output("token-page", "value"), Input(ids.SEQUENCE, "data"))
-    def first_page(_):
+    def first_page(_unused):
         return 0
 
     @app.callback(Output("token-chips", "children"), Output("token-summary", "children"),
@@ -138,7 +150,7 @@ def register(app) -> None:
         if not isinstance(trigger, dict) or not any(isinstance(c, int) and c > 0 for c in clicks or []):
             raise PreventUpdate  # chips drawn, nothing clicked
         runtime = state.model.get()
-        seq, _, problem = sequence_ids(sequence, runtime.config.vocab_size, runtime.config.n_ctx)
+        seq, _unused, problem = sequence_ids(sequence, runtime.config.vocab_size, runtime.config.n_ctx)
         position = trigger.get("index")
         if problem or not valid_index(position, len(seq)):
             raise PreventUpdate

@@ -1,18 +1,20 @@
 """The stage views, in pipeline order: (tab value, tab label, module). Each module has `section()` (the tab's
 content) and `register(app)` (its callbacks); the page skeleton and app.py read this list."""
 from . import ablation, attention, embeddings, generation, heads, logit_lens, mlp, output, residual, tokens
+from .i18n import N_
 
+# Tab labels are marked here and translated where the tabs are drawn (layout.page), per request.
 VIEWS = [
-    ("tokens", "Tokens", tokens),
-    ("embeddings", "Embeddings", embeddings),
-    ("attention", "Attention head", attention),
-    ("heads", "All heads", heads),
-    ("mlp", "MLP", mlp),
-    ("residual", "Residual & LayerNorm", residual),
-    ("logit-lens", "Logit lens", logit_lens),
-    ("ablation", "Head ablation", ablation),
-    ("output", "Next token", output),
-    ("generation", "Generation", generation),
+    ("tokens", N_("Tokens"), tokens),
+    ("embeddings", N_("Embeddings"), embeddings),
+    ("attention", N_("Attention head"), attention),
+    ("heads", N_("All heads"), heads),
+    ("mlp", N_("MLP"), mlp),
+    ("residual", N_("Residual & LayerNorm"), residual),
+    ("logit-lens", N_("Logit lens"), logit_lens),
+    ("ablation", N_("Head ablation"), ablation),
+    ("output", N_("Next token"), output),
+    ("generation", N_("Generation"), generation),
 ]
 
 # Each view's main element: projector mode shows it first, fitted to the screen (Generation keeps its own

@@ -48,8 +48,9 @@ class Progress:
         with self._lock:
             self._files.setdefault(name, [0, None])[0] += n
 
-    def message(self, now: float | None = None) -> str | None:
-        """"Downloading GPT-2's weights: 123 of 548 MB (22%), about 1 min 10 s left." (None before any bar)."""
+    def status(self, now: float | None = None) -> dict | None:
+        """{"done": bytes, "total": bytes or None (a size not known yet), "left_s": seconds or None}, or None
+        before any bar: the numbers, for a page to word in its reader's language."""
         with self._lock:
             if not self._files:
                 return None
@@ -57,12 +58,20 @@ class Progress:
             totals = [t for _, t in self._files.values()]
             started = self._started
         elapsed = (now if now is not None else time.monotonic()) - started
-        if None in totals or not sum(totals):
+        total = None if None in totals or not sum(totals) else sum(totals)
+        left = (total - done) / (done / elapsed) if total and 0 < done < total and elapsed > 1 else None
+        return {"done": done, "total": total, "left_s": left}
+
+    def message(self, now: float | None = None) -> str | None:
+        """"Downloading GPT-2's weights: 123 of 548 MB (22%), about 1 min 10 s left." (None before any bar)."""
+        status = self.status(now)
+        if status is None:
+            return None
+        done, total, left = status["done"], status["total"], status["left_s"]
+        if total is None:
             return f"Downloading GPT-2's weights: {done / 1e6:,.0f} MB so far."
-        total = sum(totals)
         text = f"Downloading GPT-2's weights: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB ({100 * done / total:.0f}%)"
-        if 0 < done < total and elapsed > 1:
-            left = (total - done) / (done / elapsed)
+        if left is not None:
             minutes = f"{left // 60:.0f} min " if left >= 60 else ""
             text += f", about {minutes}{left % 60:.0f} s left"
         return text + ". The page fills in as soon as they are in memory."

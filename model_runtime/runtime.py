@@ -36,13 +36,15 @@ class GPT2Runtime:
     """One loaded model. Forward passes are serialised by a lock: many web sessions share one model, and one
     pass at a time keeps memory bounded and predictable on a small server."""
 
-    def __init__(self, model: GPT, tokenizer: GPT2Tokenizer, *, pretrained: bool, source: str, message: str):
+    def __init__(self, model: GPT, tokenizer: GPT2Tokenizer, *, pretrained: bool, source: str, message: str,
+                 untrained_reason: str | None = None):
         self.model = model.eval()
         self.config: GPT2Config = model.config
         self.tokenizer = tokenizer
         self.pretrained = pretrained
         self.source = source      # where the weights came from
         self.message = message    # one line for people: what was loaded, or why the weights are untrained
+        self.untrained_reason = untrained_reason  # why there are no trained weights (the page words the rest)
         self.lock = threading.RLock()
 
     @functools.cached_property
@@ -153,13 +155,13 @@ def load_gpt2(source: str = "gpt2", device: str | torch.device = "auto", dtype: 
         with torch.device("meta"):  # no random init, no second copy: the checkpoint's tensors are used as-is
             model = GPT(config)
         model.load_state_dict(state, strict=True, assign=True)
-        pretrained, message = True, f"Loaded {config.name} weights from {origin}."
+        pretrained, message, reason = True, f"Loaded {config.name} weights from {origin}.", None
     except WeightsUnavailable as why:
         if not fallback:
             raise
         config = family_config(source)
         model = GPT(config).init_untrained()
-        pretrained, origin = False, "untrained"
+        pretrained, origin, reason = False, "untrained", str(why)
         message = (f"Untrained weights: {why}, so every number shown comes from random weights. "
                    f"Fetch GPT-2 with `{DOWNLOAD_COMMAND}` and restart.")
     if dtype == "int8":  # quantized from the checkpoint's own (float32) weights
@@ -167,4 +169,5 @@ def load_gpt2(source: str = "gpt2", device: str | torch.device = "auto", dtype: 
         model = quantize_int8(model.to(device))
     else:
         model = model.to(device=device, dtype=DTYPES[dtype])
-    return GPT2Runtime(model, get_tokenizer(), pretrained=pretrained, source=origin, message=message)
+    return GPT2Runtime(model, get_tokenizer(), pretrained=pretrained, source=origin, message=message,
+                       untrained_reason=reason)

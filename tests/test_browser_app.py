@@ -119,7 +119,7 @@ def test_ablating_a_head_changes_the_output(dash_duo, tiny_model):
     dash_duo.find_element("#ablation-block").click()
     dash_duo.wait_for_contains_text("#ablation-summary", "KL divergence", timeout=30)
     summary = dash_duo.find_element("#ablation-summary").text
-    assert f"{tiny_model.config.n_head} head(s) off" in summary
+    assert f"{tiny_model.config.n_head} heads off" in summary
     assert script(dash_duo,
                   "return document.querySelector('#ablation-compare .js-plotly-plot')._fullData.length") == 2
     wait_until(dash_duo, lambda: script(dash_duo, PAGE_DRAWN), message="comparison drawn")

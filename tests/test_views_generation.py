@@ -299,7 +299,7 @@ def test_a_full_engine_queues_and_says_where(model, sequence, monkeypatch):
             time.sleep(0.01)
         second = start(sequence, n=20, session="pageB")
         third = start(sequence, n=5, session="pageC")
-    assert "prefill" in first[5] and "1st in line" in second[5] and "2nd in line" in third[5]
+    assert "prefill" in first[5] and "number 1 in line" in second[5] and "number 2 in line" in third[5]
     for out, session, n in ((first, "pageA", 20), (second, "pageB", 20), (third, "pageC", 5)):
         record, _, _ = finish(out[0], out[3], n=n, session=session)
         assert len(record["new_ids"]) == n

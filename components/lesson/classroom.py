@@ -19,17 +19,18 @@ from dash.exceptions import PreventUpdate
 from flask import request
 
 from .. import ids, layout, live_class
+from ..i18n import N_, _
 from .ids import (ANSWER, CHOICE, CLASS, CODE_INPUT, END, FOLLOW, INFO, JOIN, MESSAGE, POLL, PUBLISHED, REVEAL,
                   SEEN, START, STATUS)
-from .links import address, lesson_index, query_of, with_param
+from .links import address, keep_language, lesson_index, query_of, with_param
 from .panel import asked, locked_options, reveal_children
 
 POLL_MS = 1000                 # students follow within about a second plus the page's own update
-ANSWERED = {"counted": "Your answer is in. Your teacher will reveal the model's answer.",
-            "already": "You have already answered this question.",
-            "closed": "This question is not open: your teacher has moved on or revealed it.",
-            "full": "This question has all the answers it can take.",
-            "unknown": "This class has ended or its code is wrong."}
+ANSWERED = {"counted": N_("Your answer is in. Your teacher will reveal the model's answer."),
+            "already": N_("You have already answered this question."),
+            "closed": N_("This question is not open: your teacher has moved on or revealed it."),
+            "full": N_("This question has all the answers it can take."),
+            "unknown": N_("This class has ended or its code is wrong.")}
 
 
 def role(membership) -> str | None:
@@ -55,20 +56,20 @@ def qr_code(link: str) -> str:
 def controls() -> html.Div:
     """Start a class, or join one by its code (in the lesson bar)."""
     return html.Div([
-        html.Button("Start a class", id=START, n_clicks=0, className="class-start",
-                    title="Students join with a code and follow your screen"),
-        html.Label("Class code", htmlFor=CODE_INPUT, className="visually-hidden"),
-        dcc.Input(id=CODE_INPUT, type="text", maxLength=12, placeholder="Class code", debounce=False,
+        html.Button(_("Start a class"), id=START, n_clicks=0, className="class-start",
+                    title=_("Students join with a code and follow your screen")),
+        html.Label(_("Class code"), htmlFor=CODE_INPUT, className="visually-hidden"),
+        dcc.Input(id=CODE_INPUT, type="text", maxLength=12, placeholder=_("Class code"), debounce=False,
                   autoComplete="off", className="class-code-input"),
-        html.Button("Join", id=JOIN, n_clicks=0, className="class-join"),
+        html.Button(_("Join"), id=JOIN, n_clicks=0, className="class-join"),
     ], className="class-controls")
 
 
 def bar() -> html.Div:
     """The class's status and its Explore / Follow and End buttons (kept in view with the lesson panel)."""
     return html.Div([html.Span(id=STATUS, className="class-status", role="status"),
-                     html.Button("Explore on my own", id=FOLLOW, n_clicks=0, hidden=True, className="class-follow"),
-                     html.Button("End the class", id=END, n_clicks=0, hidden=True, className="class-end")],
+                     html.Button(_("Explore on my own"), id=FOLLOW, n_clicks=0, hidden=True, className="class-follow"),
+                     html.Button(_("End the class"), id=END, n_clicks=0, hidden=True, className="class-end")],
                     className="class-bar")
 
 
@@ -112,15 +113,15 @@ def membership_change(trigger, search, typed_code, membership, written):
     if trigger == END:
         if role(membership) == "teacher":
             if not store.end(_code(membership), membership.get("secret")) and store.view(_code(membership)):
-                return None, "This page was not the class's teacher: the class goes on.", no_update
-            return None, "The class has ended.", no_update
-        return None, "You have left the class.", with_param(search or "", "class", None)
+                return None, _("This page was not the class's teacher: the class goes on."), no_update
+            return None, _("The class has ended."), no_update
+        return None, _("You have left the class."), with_param(search or "", "class", None)
     if trigger == FOLLOW:
         if role(membership) != "student":
             raise PreventUpdate
         return {**membership, "following": not membership.get("following")}, "", no_update
     if trigger == JOIN and role(membership) == "teacher":
-        return no_update, "End your class before joining another one.", no_update
+        return no_update, _("End your class before joining another one."), no_update
     code_text = typed_code if trigger == JOIN else query_of(search).get("class")
     if trigger != JOIN and (code_text is None or role(membership) == "teacher"
                             or live_class.normalise_code(code_text) == _code(membership)):
@@ -129,7 +130,8 @@ def membership_change(trigger, search, typed_code, membership, written):
     voter = store.join(code) if code else None
     if voter is None:
         shown = (code_text or "")[:12] if isinstance(code_text, str) else ""
-        return no_update, f"There is no class with the code “{shown}” (it may have ended). Check the code.", \
+        return no_update, _("There is no class with the code “{shown}” (it may have ended). Check the code.").format(
+            shown=shown), \
             no_update
     return {"role": "student", "code": code, "voter": voter, "following": True}, "", no_update
 
@@ -139,13 +141,13 @@ def class_info(membership) -> list:
     if role(membership) != "teacher" or code is None:
         return []
     link = join_link(code)
-    children = [html.Div(["Class code ", html.Strong(code, className="class-code")]),
-                html.Div(["Join at ", html.A(link, href=link, target="_blank", className="class-link")]),
-                html.Img(src=qr_code(link), alt=f"QR code for {link}", className="class-qr")]
+    children = [html.Div([_("Class code "), html.Strong(code, className="class-code")]),
+                html.Div([_("Join at "), html.A(link, href=link, target="_blank", className="class-link")]),
+                html.Img(src=qr_code(link), alt=_("QR code for {link}").format(link=link), className="class-qr")]
     host = urlsplit(link).hostname or ""
     if host in ("127.0.0.1", "localhost", "::1"):
-        children.append(html.P("Students cannot reach this machine as localhost: open this page at the machine's "
-                               "network address (served with --host 0.0.0.0), or set INSIDE_GPT2_PUBLIC_URL.",
+        children.append(html.P(_("Students cannot reach this machine as localhost: open this page at the machine's "
+                                 "network address (served with --host 0.0.0.0), or set INSIDE_GPT2_PUBLIC_URL."),
                                className="class-warning"))
     return children
 
@@ -159,21 +161,23 @@ def poll_class(membership, seen, search, choice):
     shared = store.view(code)
     if shared is None:
         gone = with_param(search, "class", None) if isinstance(search, str) and "class=" in search else no_update
-        return gone, "This class has ended.", None, no_update, None
+        return gone, _("This class has ended."), None, no_update, None
     seen = seen if isinstance(seen, dict) else {}
     lesson = shared["lesson"]
-    step = f"step {lesson + 1}" if isinstance(lesson, int) else "no lesson step"
+    step = _("step {step}").format(step=lesson + 1) if isinstance(lesson, int) else _("no lesson step")
     question = asked(lesson) if isinstance(lesson, int) else None
     if role(membership) == "teacher":
         answered = sum(store.counts(code, lesson)) if question else 0
-        status = f"Class {code} · {step}" + (f" · {answered} answered" if question else "")
+        status = " · ".join([_("Class {code}").format(code=code), step]
+                            + ([_("{n} answered").format(n=answered)] if question else []))
         return no_update, status, no_update, no_update, no_update
     following = bool(membership.get("following"))
-    status = f"Class {code} · " + ("following the teacher" if following else f"exploring (the teacher is on {step})")
+    status = _("Class {code}").format(code=code) + " · " + (
+        _("following the teacher") if following else _("exploring (the teacher is on {step})").format(step=step))
     new_search = no_update
-    if following and shared["search"] and shared["version"] != seen.get("version") \
-            and with_param(shared["search"], "class", code) != search:
-        new_search = with_param(shared["search"], "class", code)
+    followed = keep_language(with_param(shared["search"], "class", code), search) if shared["search"] else None
+    if following and followed and shared["version"] != seen.get("version") and followed != search:
+        new_search = followed
     # The reveal this page has shown; a page that is elsewhere (exploring, or just told to follow) has shown none,
     # so it shows the teacher's reveal once it is back on the revealed step.
     shown = seen.get("revealed") if lesson_index(search) == lesson and new_search is no_update else None
@@ -194,13 +198,13 @@ def register(app) -> None:
                   Input(JOIN, "n_clicks"), Input(CODE_INPUT, "n_submit"), Input(ids.URL, "search"),
                   State(CODE_INPUT, "value"), State(CLASS, "data"), State(layout.URL_WRITTEN, "data"),
                   State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
-    def membership(_, __, ___, ____, _____, search, typed_code, current, written, pathname):
+    def membership(_unused, __, ___, ____, _____, search, typed_code, current, written, pathname):
         trigger = callback_context.triggered_id
         if trigger in (START, END, FOLLOW, JOIN, CODE_INPUT) and not callback_context.triggered[0].get("value"):
             raise PreventUpdate  # a button re-rendered, not clicked
         trigger = JOIN if trigger == CODE_INPUT else trigger  # Enter in the code box joins too
         new, message, new_search = membership_change(trigger, search, typed_code, current, written)
-        return new, message, *address(new_search, pathname)
+        return new, message, *address(new_search, pathname, search)
 
     @app.callback(Output(INFO, "children"), Output(POLL, "disabled"), Output(START, "hidden"),
                   Output(END, "hidden"), Output(END, "children"), Output(FOLLOW, "hidden"),
@@ -208,20 +212,21 @@ def register(app) -> None:
     def show_membership(current):
         kind = role(current)
         if kind not in ("teacher", "student") or _code(current) is None:
-            return [], True, False, True, "End the class", True, "", ""
+            return [], True, False, True, _("End the class"), True, "", ""
         following = kind == "student" and current.get("following")
-        return (class_info(current), False, True, False, "End the class" if kind == "teacher" else "Leave the class",
-                kind != "student", "Explore on my own" if following else "Follow the teacher",
-                f"Class {_code(current)}")
+        return (class_info(current), False, True, False,
+                _("End the class") if kind == "teacher" else _("Leave the class"),
+                kind != "student", _("Explore on my own") if following else _("Follow the teacher"),
+                _("Class {value}").format(value=_code(current)))
 
     @app.callback(Output(ids.URL, "search", allow_duplicate=True), Output(ids.URL, "href", allow_duplicate=True),
                   Output(STATUS, "children", allow_duplicate=True), Output(SEEN, "data"),
                   Output(ANSWER, "children", allow_duplicate=True), Output(CLASS, "data", allow_duplicate=True),
                   Input(POLL, "n_intervals"), State(CLASS, "data"), State(SEEN, "data"), State(ids.URL, "search"),
                   State(CHOICE, "value"), State(ids.URL, "pathname"), prevent_initial_call=True)
-    def poll(_, current, seen, search, choice, pathname):
+    def poll(_unused, current, seen, search, choice, pathname):
         new_search, *rest = poll_class(current, seen, search, choice)
-        return *address(new_search, pathname), *rest
+        return *address(new_search, pathname, search), *rest
 
     @app.callback(Output(PUBLISHED, "data"), Input(layout.URL_WRITTEN, "data"), Input(ids.URL, "search"),
                   State(CLASS, "data"), prevent_initial_call=True)
@@ -245,9 +250,9 @@ def register(app) -> None:
             raise PreventUpdate
         result = live_class.store().answer(_code(current), current.get("voter"), lesson_index(search), choice)
         if result not in ("counted", "already"):
-            return ANSWERED.get(result, ANSWERED["unknown"]), no_update
+            return _(ANSWERED.get(result, ANSWERED["unknown"])), no_update
         index = lesson_index(search)
-        return ANSWERED[result], locked_options(asked(index)) if index is not None and asked(index) else no_update
+        return _(ANSWERED[result]), locked_options(asked(index)) if index is not None and asked(index) else no_update
 
     @app.callback(Output(ANSWER, "children", allow_duplicate=True), Output(CHOICE, "options", allow_duplicate=True),
                   Input(REVEAL, "n_clicks"), State(CHOICE, "value"), State(ids.URL, "search"), State(CLASS, "data"),
@@ -263,5 +268,5 @@ def register(app) -> None:
             return reveal_children(question, choice), locked_options(question)
         counts = reveal_to_class(current, index, len(question["choices"]))
         if counts is None:
-            return "This class has ended: the answer is shown on this page only.", no_update
+            return _("This class has ended: the answer is shown on this page only."), no_update
         return reveal_children(question, choice, counts), locked_options(question)

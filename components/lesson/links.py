@@ -33,12 +33,19 @@ def lesson_index(search) -> int | None:
     return index if 0 <= index < len(steps.STEPS) else None
 
 
-def address(search, pathname) -> tuple:
-    """A new address-bar query, and the href to go with it: dcc.Location pushes its stale href prop instead of
-    a new search when its href has changed since the page loaded (the page's own link writer replaces the
-    address), so both are set together."""
+def keep_language(search: str, current) -> str:
+    """`search` with the `lang` of the page's address `current` (or without one): a lesson step or the teacher's
+    state replaces the address, but each page keeps its own language (students of one class may read five)."""
+    return with_param(search, "lang", query_of(current).get("lang"))
+
+
+def address(search, pathname, current=None) -> tuple:
+    """A new address-bar query (keeping the `lang` of `current`, the page's address now), and the href to go
+    with it: dcc.Location pushes its stale href prop instead of a new search when its href has changed since the
+    page loaded (the page's own link writer replaces the address), so both are set together."""
     if search is no_update:
         return no_update, no_update
+    search = keep_language(search, current)
     base = pathname if isinstance(pathname, str) and pathname.startswith("/") and not pathname.startswith("//") \
         else "/"
     return search, base + search

@@ -10,6 +10,8 @@ from dash import Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
 from .. import common, generation, ids, layout, state
+from .. import i18n
+from ..i18n import _
 from . import figures, questions, steps, tasks
 from .links import address, lesson_index, with_param
 from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLOSE, HIGHLIGHTED, NEXT, OPEN, PANEL, PROGRESS, QUESTION,
@@ -17,48 +19,48 @@ from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLOSE, HIGHLIGHTED, NEXT, O
 
 
 @state.views_cache.memoize()
-def _asked(_model_key, index) -> dict:
+def _asked(_model_key, _language, index) -> dict:
     runtime = state.model.get()
     return questions.build(steps.STEPS[index].question, runtime, state.trace_for)
 
 
 def asked(index: int) -> dict | None:
     """Step `index`'s question with its answer, computed from the loaded model (once per model, shared by every
-    worker: a class of 200 asks the same question at the same moment)."""
-    return None if steps.STEPS[index].question is None else _asked(state.model_key(), index)
+    worker: a class of 200 asks the same question at the same moment), in the reader's language."""
+    return None if steps.STEPS[index].question is None else _asked(state.model_key(), i18n.current_language(), index)
 
 
 def open_button() -> html.Button:
-    return html.Button("Lesson", id=OPEN, n_clicks=0, className="lesson-open",
-                       title="A guided tour of the model, step by step, with questions")
+    return html.Button(_("Lesson"), id=OPEN, n_clicks=0, className="lesson-open",
+                       title=_("A guided tour of the model, step by step, with questions"))
 
 
 def section() -> html.Section:
     return html.Section([
         html.Div([html.Span(id=PROGRESS, className="lesson-progress"),
-                  html.Button("×", id=CLOSE, n_clicks=0, className="lesson-close", title="Close the lesson")],
+                  html.Button("×", id=CLOSE, n_clicks=0, className="lesson-close", title=_("Close the lesson"))],
                  className="lesson-top"),
         html.Div(id=BODY),
         html.Div(id=TASK, className="lesson-task", role="status"),
         html.Div([
             html.Div(id=QUESTION, className="lesson-question-text"),
             dcc.RadioItems(id=CHOICE, options=[], value=None, className="lesson-choices"),
-            html.Button("Reveal", id=REVEAL, n_clicks=0, disabled=True, className="lesson-reveal"),
+            html.Button(_("Reveal"), id=REVEAL, n_clicks=0, disabled=True, className="lesson-reveal"),
             html.Div(id=ANSWER, className="lesson-answer", role="status", **{"aria-live": "polite"}),
         ], id=QUESTION_BOX, className="lesson-question", hidden=True),
-        html.Div([html.Button("← Back", id=BACK, n_clicks=0, className="lesson-nav"),
-                  html.Button("Next →", id=NEXT, n_clicks=0, className="lesson-nav lesson-next")],
+        html.Div([html.Button(_("← Back"), id=BACK, n_clicks=0, className="lesson-nav"),
+                  html.Button(_("Next →"), id=NEXT, n_clicks=0, className="lesson-nav lesson-next")],
                  className="lesson-navigation"),
         dcc.Store(id=HIGHLIGHTED),
         dcc.Store(id=SHOWN),
-    ], id=PANEL, className="lesson-panel", hidden=True, **{"aria-label": "Lesson"})
+    ], id=PANEL, className="lesson-panel", hidden=True, **{"aria-label": _("Lesson")})
 
 
 def step_body(index: int, pretrained: bool) -> list:
     step = steps.STEPS[index]
-    children = [html.H2(step.title, className="lesson-title"), common.explanation(step.text, step.equation)]
+    children = [html.H2(_(step.title), className="lesson-title"), common.explanation(_(step.text), step.equation)]
     if step.trained_only and not pretrained:
-        children.append(html.P(step.trained_only, className="lesson-untrained"))
+        children.append(html.P(_(step.trained_only), className="lesson-untrained"))
     return children
 
 
@@ -74,9 +76,9 @@ def reveal_children(question: dict, choice, counts: list[int] | None = None) -> 
     the class's answers beside the model's own distribution."""
     answer = question["choices"][question["answer"]]
     if choice == question["answer"]:
-        verdict = html.Strong("✓ Right: " + answer, className="lesson-right")
+        verdict = html.Strong(_("✓ Right: ") + answer, className="lesson-right")
     else:
-        verdict = html.Strong("The model's answer: " + answer, className="lesson-wrong")
+        verdict = html.Strong(_("The model's answer: ") + answer, className="lesson-wrong")
     children = [verdict, html.P(question["explanation"])]
     if counts is not None:
         children.append(dcc.Graph(figure=figures.class_answers_figure(question, counts),
@@ -114,8 +116,8 @@ def register(app) -> None:
                   Input(OPEN, "n_clicks"), Input(BACK, "n_clicks"), Input(NEXT, "n_clicks"),
                   Input(CLOSE, "n_clicks"), Input(ids.URL, "search"), Input(layout.MODEL_READY, "data"),
                   State(ids.URL, "pathname"), prevent_initial_call="initial_duplicate")
-    def navigate(_, __, ___, ____, search, ready, pathname):
-        return address(step_address(callback_context.triggered_id, search, ready), pathname)
+    def navigate(_unused, __, ___, ____, search, ready, pathname):
+        return address(step_address(callback_context.triggered_id, search, ready), pathname, search)
 
     @app.callback(Output(PANEL, "hidden"), Output(PROGRESS, "children"), Output(BODY, "children"),
                   Output(QUESTION_BOX, "hidden"), Output(QUESTION, "children"), Output(CHOICE, "options"),
@@ -131,14 +133,14 @@ def register(app) -> None:
         if not ready or not state.model.ready or state.model.error or index == shown:
             raise PreventUpdate
         runtime = state.model.get()
-        progress = [f"Step {index + 1} of {len(steps.STEPS)}",
+        progress = [_("Step {index} of {value}").format(index=index + 1, value=len(steps.STEPS)),
                     html.Progress(value=index + 1, max=len(steps.STEPS), className="lesson-bar-progress")]
         question = asked(index)
         options, text = [], ""
         if question is not None:
             options = [{"label": c, "value": i} for i, c in enumerate(question["choices"])]
-            text = ["Predict: ", question["text"]] + ([" (The model is untrained: its answer is computed all the "
-                                                      "same.)"] if not runtime.pretrained else [])
+            untrained = [_(" (The model is untrained: its answer is computed all the same.)")]
+            text = [_("Predict:") + " ", question["text"]] + (untrained if not runtime.pretrained else [])
         return (False, progress, step_body(index, runtime.pretrained), question is None, text, options, None, [],
                 index == 0, index == len(steps.STEPS) - 1, index)
 
@@ -147,7 +149,7 @@ def register(app) -> None:
                   Input(ids.BLOCK, "value"), Input(ids.HEAD, "value"), Input(ids.TEMPERATURE, "value"),
                   Input(ids.TOP_K, "value"), Input(ids.TOP_P, "value"), Input(ids.TOP_N, "value"),
                   Input(generation.STOP_RUN, "disabled"), State(ids.GENERATION, "data"))
-    def task_status(search, sequence, view, block, head, temperature, top_k, top_p, top_n, _, record):
+    def task_status(search, sequence, view, block, head, temperature, top_k, top_p, top_n, _unused, record):
         """The step's task, ticked once the page's state satisfies it (the stop button's switch marks the end
         of a generation, so a run's record is read once, not at every poll)."""
         index = lesson_index(search)
@@ -159,7 +161,7 @@ def register(app) -> None:
                                 state.trace_for, runtime.tokenizer.tokens)
         page = page_state(sequence, view, block, head, temperature, top_k, top_p, top_n, record)
         done = bool(step.task.check(page, context))
-        return [html.Span("✓ " if done else "Your turn: "), step.task.text], \
+        return [html.Span("✓ " if done else _("Your turn: ")), _(step.task.text)], \
             "lesson-task lesson-task-done" if done else "lesson-task"
 
     # Reveal needs a choice first (a teacher may reveal without one); students wait for their teacher.
