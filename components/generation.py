@@ -154,7 +154,7 @@ def checked_use_cache(value) -> bool:
     raise ValueError("the KV-cache switch must be on or off")
 
 
-def _number(value, name: str, default: float, low: float, high: float) -> float:
+def checked_number(value, name: str, default: float, low: float, high: float) -> float:
     """A penalty box: empty means its default (off)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
@@ -168,10 +168,10 @@ def _number(value, name: str, default: float, low: float, high: float) -> float:
 
 
 def checked_penalties(repetition, presence, frequency) -> dict:
-    return {"repetition_penalty": _number(repetition, "The repetition penalty", 1.0, MIN_REPETITION_PENALTY,
+    return {"repetition_penalty": checked_number(repetition, "The repetition penalty", 1.0, MIN_REPETITION_PENALTY,
                                           MAX_REPETITION_PENALTY),
-            "presence_penalty": _number(presence, "The presence penalty", 0.0, -MAX_PENALTY, MAX_PENALTY),
-            "frequency_penalty": _number(frequency, "The frequency penalty", 0.0, -MAX_PENALTY, MAX_PENALTY)}
+            "presence_penalty": checked_number(presence, "The presence penalty", 0.0, -MAX_PENALTY, MAX_PENALTY),
+            "frequency_penalty": checked_number(frequency, "The frequency penalty", 0.0, -MAX_PENALTY, MAX_PENALTY)}
 
 
 def checked_stop(text) -> list[str]:
@@ -198,6 +198,13 @@ def prompt_of(sequence) -> list[int]:
     if isinstance(n_prompt, int) and not isinstance(n_prompt, bool) and 1 <= n_prompt <= len(token_ids):
         return token_ids[:n_prompt]
     return token_ids
+
+
+def checked_room(runtime, prompt_ids: list[int]) -> None:
+    """A run needs room in the context window for at least one new token."""
+    if len(prompt_ids) >= runtime.config.n_ctx:
+        raise ValueError(f"the context window is full: the prompt already has {len(prompt_ids):,} of "
+                         f"{runtime.config.n_ctx:,} tokens.")
 
 
 def session_of(session) -> str:
@@ -560,9 +567,7 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
             new_sequence["prompt"] = prompt
             prompt_ids = new_sequence["ids"]
         runtime = state.model.get()
-        if len(prompt_ids) >= runtime.config.n_ctx:
-            return fail(f"the context window is full: the prompt already has {len(prompt_ids):,} of "
-                        f"{runtime.config.n_ctx:,} tokens.")
+        checked_room(runtime, prompt_ids)
         submitted = state.engine.get().submit(prompt_ids, settings, owner)
     except (ValueError, RuntimeError) as why:  # EngineError is a ValueError, EngineUnavailable a RuntimeError
         return fail(why)

@@ -1,6 +1,6 @@
 """The stage views, in pipeline order: (tab value, tab label, module). Each module has `section()` (the tab's
 content) and `register(app)` (its callbacks); the page skeleton and app.py read this list."""
-from . import ablation, attention, embeddings, generation, heads, logit_lens, mlp, output, residual, tokens
+from . import ablation, attention, decoding, embeddings, heads, logit_lens, mlp, output, residual, tokens
 
 VIEWS = [
     ("tokens", "Tokens", tokens),
@@ -12,7 +12,7 @@ VIEWS = [
     ("logit-lens", "Logit lens", logit_lens),
     ("ablation", "Head ablation", ablation),
     ("output", "Next token", output),
-    ("generation", "Generation", generation),
+    ("generation", "Generation", decoding),  # sampling, beam search, speculative, int8
 ]
 
 # Each view's main element: projector mode shows it first, fitted to the screen (Generation keeps its own
