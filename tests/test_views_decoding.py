@@ -150,8 +150,9 @@ def test_speed_summary_arithmetic():
 
 def test_speculative_callback_greedy_keeps_every_proposal(model, sequence, monkeypatch):  # noqa: F811
     monkeypatch.setattr(speculative_view.draft, "_runtime", model)  # the draft is the target itself
-    monkeypatch.setattr(speculative_view.draft, "_ready", threading.Event())
-    speculative_view.draft._ready.set()
+    ready = threading.Event()
+    ready.set()
+    monkeypatch.setattr(speculative_view.draft, "_ready", ready)
     message, cards, fig, why = speculative_view.speculate(1, sequence, PROMPT, 3, 12, 0, 0, 1.0, 0)
     assert message == ""  # a trained-or-not note only; the tiny model counts as pretrained (loaded from a folder)
     assert "100%" in str(cards)  # the same model proposes exactly what it would write
