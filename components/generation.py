@@ -416,9 +416,7 @@ def timings_block(record: dict) -> html.Div:
              ("tokens per second", "—" if tps is None else f"{tps:,.1f}"),
              ("mean batch size", "—" if batch is None else f"{batch:,.1f}"),
              ("KV cache", f"{h['kv_cache_bytes'] / 1e6:,.2f} MB" if record.get("use_cache") else "off")]
-    children = [html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
-                                   className="stat", style={"display": "inline-block", "marginRight": "2em"})
-                          for label, value in cards], className="stats")]
+    children = [common.stats(cards)]
     if not record.get("use_cache"):
         children.append(html.P("Without the cache this run was solo: it recomputed the whole text at every step and "
                                "did not share its steps with other runs.", className="hint"))
@@ -721,7 +719,7 @@ def _button(label, id_, title, disabled=False):
     return html.Button(label, id=id_, n_clicks=0, title=title, className="player-button", disabled=disabled)
 
 
-def _box(label, id_, value, low, high, step, title):
+def number_box(label, id_, value, low, high, step, title):
     return html.Label([label + " ", dcc.Input(id=id_, type="number", min=low, max=high, step=step, value=value,
                                               debounce=True, style={"width": "4.5em"})],
                       className="gen-setting", title=title)
@@ -745,11 +743,11 @@ def section():
         html.Details([
             html.Summary("Penalties and stop sequences"),
             html.Div([
-                _box("Repetition penalty", REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
+                number_box("Repetition penalty", REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
                      "Above 1: tokens already in the text are less likely (their logits divided by it); 1 is off"),
-                _box("Presence penalty", PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                number_box("Presence penalty", PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
                      "Subtracted once from the logit of every token already in the text; 0 is off"),
-                _box("Frequency penalty", FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                number_box("Frequency penalty", FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
                      "Subtracted from a token's logit once per time it appears in the text; 0 is off"),
                 html.Label(["Stop at (one per line; \\n is a newline) ",
                             dcc.Textarea(id=STOP_AT, value="", rows=2, maxLength=400,

@@ -31,21 +31,30 @@ def test_beam_tree_shows_every_candidate_at_its_score(eos_heavy):  # noqa: F811
     fig = beam_view.tree_figure(result, greedy)
     names = beam_view.status_names()
     for status in ("kept", "pruned", "finished"):
-        expected = [(s["index"] + 1, c["score"]) for s in result["steps"] for c in s["candidates"]
+        expected = [(s["index"] + 1, r, c["score"]) for s in result["steps"] for r, c in enumerate(s["candidates"])
                     if c["status"] == status]
         if not expected:
             continue
         shown, trace = points(fig, names[status])
-        assert shown == pytest.approx(expected)
+        assert shown == [(x, r) for x, r, _ in expected]  # each at its rank among the step's candidates
+        assert [c[3] for c in trace.customdata] == pytest.approx([score for _, _, score in expected])
         assert trace.marker.color == beam_view.STATUS_COLORS[status]
+        assert trace.text[0].endswith(f"<br>{expected[0][2]:.1f}")  # labelled with the cumulative log-prob
     # Finished hypotheses carry their length-normalised score, the one they are ranked by.
     shown, trace = points(fig, names["finished"])
     finished = {round(h["logprob"], 5): h["score"] for h in result["hypotheses"]}
-    for (x, y), custom in zip(shown, trace.customdata):
-        if round(y, 5) in finished:
-            assert custom[2] == pytest.approx(finished[round(y, 5)], abs=1e-5)
+    for custom in trace.customdata:
+        if round(custom[3], 5) in finished:
+            assert custom[2] == pytest.approx(finished[round(custom[3], 5)], abs=1e-5)
+    # Every edge starts at the rank of the beam the candidate extends.
+    first_kept = [r for r, c in enumerate(result["steps"][0]["candidates"]) if c["status"] == "kept"]
+    edges = next(t for t in fig.data if t.mode == "lines" and t.legendgroup == "kept")
+    starts = [y for x, y in zip(edges.x[::3], edges.y[::3]) if x == 1]
+    assert set(starts) <= set(first_kept)
     assert any(h["ended_by"] == "eos" for h in result["hypotheses"])  # the eos-heavy weights end texts early
     # Greedy: one path from the prompt (0, 0) to its text's total log-probability.
+    best, _ = points(fig, "best hypothesis")
+    assert best[-1][1] == pytest.approx(result["hypotheses"][0]["logprob"], abs=1e-4)
     line, _ = points(fig, "greedy search (1 beam)")
     assert line[0] == (0, 0.0)
     assert line[-1][1] == pytest.approx(greedy["hypotheses"][0]["logprob"], abs=1e-4)
@@ -163,7 +172,8 @@ def test_speculative_callback_greedy_keeps_every_proposal(model, sequence, monke
 
 def test_speculative_bad_settings_and_loading_draft(model, sequence, monkeypatch):  # noqa: F811
     message = speculative_view.speculate(1, sequence, PROMPT, 0, 12, 0, 0, 1.0, 0)[0]
-    assert message == "Cannot run speculative decoding: k (draft tokens per round) must be a whole number from 1 to 8; got 0"
+    assert message == ("Cannot run speculative decoding: k (draft tokens per round) must be a whole number "
+                       "from 1 to 8; got 0")
     message = speculative_view.speculate(1, sequence, PROMPT, 2, 12, -1, 0, 1.0, 0)[0]
     assert message.startswith("Cannot run speculative decoding: temperature")
     loading = state.ModelHolder()
@@ -203,7 +213,7 @@ def test_weights_figure_builder_against_rows():
     assert list(fig.data[1].y) == [20, 25, 45]
     assert list(fig.data[2].y) == [0, 0.03, 0.08]
     assert [a.text for a in fig.layout.annotations] == ["weight memory (MB)", "decode tokens/s",
-                                                       "largest |logit change| vs float32"]
+                                                       "largest |Δlogit| vs float32"]
 
 
 def test_weights_comparison_needs_float32(model, sequence):  # noqa: F811

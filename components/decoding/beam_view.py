@@ -5,6 +5,7 @@ transformers' beam search), run solo beside the engine's batch."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -15,14 +16,15 @@ from ..i18n import _
 from ..output import checked_int
 from . import solo
 
-WIDTH, LENGTH_PENALTY, NO_REPEAT, N_TOKENS, EOS = "beam-width", "beam-length-penalty", "beam-no-repeat", "beam-n", "beam-eos"
+WIDTH, LENGTH_PENALTY, NO_REPEAT = "beam-width", "beam-length-penalty", "beam-no-repeat"
+N_TOKENS, EOS = "beam-n", "beam-eos"
 RUN, MESSAGE, SUMMARY, FIGURE, TABLE = "beam-run", "beam-message", "beam-summary", "beam-tree", "beam-table"
 MAX_NGRAM = 10
 MAX_LENGTH_PENALTY = 5.0
 
 STATUS_COLORS = {"kept": "#3b75af", "finished": "#2a9d8f", "pruned": "#c8c8c8"}
 GREEDY_COLOR = "#e4572e"
-LABELS_UP_TO = 30  # steps: beyond this, token labels would crowd the tree (hover still shows them)
+LABELS_UP_TO = 16  # steps: beyond this, token labels would crowd the tree (hover still shows them)
 
 
 def status_names() -> dict:
@@ -59,64 +61,71 @@ def path_scores(result: dict) -> list[float]:
 
 
 def tree_figure(result: dict, greedy: dict | None = None) -> go.Figure:
-    """x: new token number (0 = the prompt), y: cumulative log-prob. Every candidate a step looked at, coloured
-    by what became of it, joined to the beam it extends; greedy search's path as a line."""
+    """Upper panel, the tree: x is the new token's number (0 = the prompt), y the candidate's rank among the 2n a
+    step looked at (best on top); each candidate is joined to the beam it extends and coloured by what became of
+    it, labelled with its token and cumulative log-prob. Lower panel: the cumulative log-prob along the best
+    hypothesis and along greedy search's text."""
     steps = result["steps"]
     if not steps:
         return common.message_figure(_("The search took no step."))
-    names = status_names()
-    # Where each step's beams sit: the prompt at (0, 0), then the kept candidates of the step before.
-    beam_xy = [[(0, 0.0)]]
+    names, lp = status_names(), result["settings"]["length_penalty"]
+    rank = [{} for _step in steps]  # step -> next beam index -> rank of the candidate that became it
     for step in steps:
-        row = [None] * sum(1 for c in step["candidates"] if c["status"] == "kept")
-        for c in step["candidates"]:
+        for r, c in enumerate(step["candidates"]):
             if c["status"] == "kept":
-                row[c["next_beam"]] = (step["index"] + 1, c["score"])
-        beam_xy.append(row)
-    fig = go.Figure()
+                rank[step["index"]][c["next_beam"]] = r
+    labels = len(steps) <= LABELS_UP_TO
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26], vertical_spacing=0.1,
+                        subplot_titles=(_("The search tree: every candidate, by rank at its step"),
+                                        _("Cumulative log-probability: best hypothesis vs greedy search")))
     for status in ("pruned", "kept", "finished"):
         ex, ey, x, y, text, hover, custom = [], [], [], [], [], [], []
         for step in steps:
-            for c in step["candidates"]:
+            t = step["index"]
+            for r, c in enumerate(step["candidates"]):
                 if c["status"] != status:
                     continue
-                px, py = beam_xy[step["index"]][c["parent"]]
-                ex += [px, step["index"] + 1, None]
-                ey += [py, c["score"], None]
-                x.append(step["index"] + 1)
-                y.append(c["score"])
-                text.append(c["text"] if status != "pruned" and len(steps) <= LABELS_UP_TO else "")
+                ex += [t, t + 1, None]
+                ey += [rank[t - 1][c["parent"]] if t else 0, r, None]
+                x.append(t + 1)
+                y.append(r)
+                text.append(f"{c['text']}<br>{c['score']:.1f}" if labels else "")
                 hover.append(c["text"])
-                custom.append([c["logprob"], c["parent"] + 1,
-                               c["score"] / (step["index"] + 1) ** result["settings"]["length_penalty"]])
+                custom.append([c["logprob"], c["parent"] + 1, c["score"] / (t + 1) ** lp, c["score"]])
         if not x:
             continue
         color = STATUS_COLORS[status]
         fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color=color, width=1 if status == "pruned" else 2),
-                                 hoverinfo="skip", showlegend=False, legendgroup=status))
+                                 hoverinfo="skip", showlegend=False, legendgroup=status), row=1, col=1)
         extra = (_("<br>length-normalised score %{customdata[2]:.3f}") if status == "finished" else "")
         fig.add_trace(go.Scatter(
-            x=x, y=y, mode="markers+text" if any(text) else "markers", name=names[status], legendgroup=status,
-            text=text, textposition="top center", hovertext=hover, customdata=custom,
+            x=x, y=y, mode="markers+text" if labels else "markers", name=names[status], legendgroup=status,
+            text=text, textposition="middle right", textfont=dict(size=10, color="#888" if status == "pruned" else None),
+            hovertext=hover, customdata=custom,
             marker=dict(color=color, size=11 if status == "finished" else 8,
                         symbol="diamond" if status == "finished" else "circle", line=dict(color="white", width=1)),
             hovertemplate=_("token %{x}: %{hovertext}<br>log p = %{customdata[0]:.3f} after beam "
-                            "%{customdata[1]}<br>cumulative %{y:.3f}") + extra + "<extra></extra>"))
-    if greedy is not None and greedy["steps"]:
-        scores = path_scores(greedy)
-        tokens = greedy["hypotheses"][0]["token_ids"] if greedy["hypotheses"] else []
-        texts = [next(c["text"] for c in s["candidates"] if c["token_id"] == t)
-                 for s, t in zip(greedy["steps"], tokens)]
-        fig.add_trace(go.Scatter(x=list(range(len(scores) + 1)), y=[0.0] + scores, mode="lines+markers",
-                                 name=_("greedy search (1 beam)"), hovertext=[""] + texts,
-                                 line=dict(color=GREEDY_COLOR, dash="dash", width=2), marker=dict(size=6),
-                                 hovertemplate=_("greedy, token %{x}: %{hovertext}<br>cumulative %{y:.3f}")
-                                 + "<extra></extra>"))
-    fig.update_xaxes(title_text=_("new token (0 = the prompt)"), dtick=1 if len(steps) <= LABELS_UP_TO else None,
+                            "%{customdata[1]}<br>cumulative %{customdata[3]:.3f}") + extra + "<extra></extra>"),
+            row=1, col=1)
+    paths = [(result, _("best hypothesis"), STATUS_COLORS["finished"], "solid")]
+    if greedy is not None:
+        paths.append((greedy, _("greedy search (1 beam)"), GREEDY_COLOR, "dash"))
+    for record, name, color, dash in paths:
+        scores = path_scores(record)
+        if scores:
+            fig.add_trace(go.Scatter(x=list(range(len(scores) + 1)), y=[0.0] + scores, mode="lines+markers",
+                                     name=name, line=dict(color=color, dash=dash, width=2), marker=dict(size=5),
+                                     hovertemplate=name + _(", token %{x}: cumulative %{y:.3f}") + "<extra></extra>"),
+                          row=2, col=1)
+    width = max(len(s["candidates"]) for s in steps)
+    fig.update_yaxes(autorange=False, range=[width - 0.5, -0.7], tickvals=list(range(width)),
+                     ticktext=[str(i + 1) for i in range(width)], title_text=_("rank"), showgrid=False, row=1, col=1)
+    fig.update_yaxes(title_text=_("log p"), row=2, col=1)
+    fig.update_xaxes(range=[-0.3, len(steps) + 1.4], dtick=1 if len(steps) <= LABELS_UP_TO else None,
                      zeroline=False)
-    fig.update_yaxes(title_text=_("cumulative log-probability"))
-    fig.update_layout(legend=dict(orientation="h", y=-0.22), hovermode="closest")
-    return common.style(fig, height=480)
+    fig.update_xaxes(title_text=_("new token (0 = the prompt)"), row=2, col=1)
+    fig.update_layout(legend=dict(orientation="h", y=-0.12), hovermode="closest")
+    return common.clear_of_toolbar(common.style(fig, height=360 + 34 * width))
 
 
 def hypothesis_rows(result: dict, greedy: dict | None = None) -> list[dict]:
@@ -170,8 +179,9 @@ def search(n_clicks, sequence, prompt, width, length_penalty, no_repeat, n_token
         prompt_ids = solo.prompt_ids(sequence, prompt)
         runtime = state.model.get()
         with solo.solo_slot():
-            result = runtime.beam_search(prompt_ids, max_seconds=solo.MAX_SECONDS, **settings).to_dict()
-            greedy = runtime.beam_search(prompt_ids, max_seconds=solo.MAX_SECONDS,
+            # Half the time limit each: the two together are bounded like one generation.
+            result = runtime.beam_search(prompt_ids, max_seconds=solo.MAX_SECONDS / 2, **settings).to_dict()
+            greedy = runtime.beam_search(prompt_ids, max_seconds=solo.MAX_SECONDS / 2,
                                          **{**settings, "num_beams": 1}).to_dict()
     except (ValueError, RuntimeError) as why:
         return _("Cannot search: {why}").format(why=why), no_update, no_update, no_update
@@ -179,22 +189,17 @@ def search(n_clicks, sequence, prompt, width, length_penalty, no_repeat, n_token
             hypotheses_table(hypothesis_rows(result, greedy)))
 
 
-def _number(label, id_, value, low, high, step, title):
-    return html.Label([label + " ", dcc.Input(id=id_, type="number", min=low, max=high, step=step, value=value,
-                                              debounce=True, style={"width": "4.5em"})],
-                      className="gen-setting", title=title)
-
-
 def section() -> html.Div:
+    box = generation.number_box
     return html.Div([
         common.explanation(_(EXPLANATION), EQUATION),
         html.Div([
-            _number(_("Beam width"), WIDTH, 4, 1, MAX_BEAMS, 1, _("How many partial texts the search keeps (1 to 8)")),
-            _number(_("Length penalty"), LENGTH_PENALTY, 1.0, -MAX_LENGTH_PENALTY, MAX_LENGTH_PENALTY, 0.1,
+            box(_("Beam width"), WIDTH, 4, 1, MAX_BEAMS, 1, _("How many partial texts the search keeps (1 to 8)")),
+            box(_("Length penalty"), LENGTH_PENALTY, 1.0, -MAX_LENGTH_PENALTY, MAX_LENGTH_PENALTY, 0.1,
                     _("Finished texts are ranked by their log-probability divided by length to this power")),
-            _number(_("No-repeat n-gram size"), NO_REPEAT, 0, 0, MAX_NGRAM, 1,
+            box(_("No-repeat n-gram size"), NO_REPEAT, 0, 0, MAX_NGRAM, 1,
                     _("Forbid any n tokens in a row from appearing twice; 0 is off")),
-            _number(_("New tokens at most"), N_TOKENS, 12, 1, solo.MAX_NEW_TOKENS, 1,
+            box(_("New tokens at most"), N_TOKENS, 12, 1, solo.MAX_NEW_TOKENS, 1,
                     _("The longest continuation the search may write")),
             dcc.Checklist(id=EOS, options=[{"label": " " + _("stop at end-of-text"), "value": "on"}], value=["on"],
                           inline=True),

@@ -18,7 +18,7 @@ from .. import common, generation, ids, state
 from ..i18n import _
 
 FIGURE, CARDS = "decode-time-figure", "decode-time-cards"
-COPY_MB = 128  # per tensor: well beyond the CPU's caches, so the copy streams from memory
+COPY_MB = 64   # per tensor: well beyond the CPU's caches, so the copy streams from memory
 COLORS = {"measured": "#8aa9d6", "memory": "#e4572e", "compute": "#2a9d8f", "prefill": "#f4a259"}
 
 EXPLANATION = """
@@ -41,7 +41,7 @@ def machine_rates() -> dict:
     dst = torch.empty_like(src)
     a = torch.randn(1024, 1024)
     copy_s, mm_s = [], []
-    for _ in range(3):
+    for _repeat in range(3):
         t0 = time.perf_counter()
         dst.copy_(src)
         copy_s.append(time.perf_counter() - t0)
@@ -115,7 +115,8 @@ def costs_figure(costs: list[dict], rates: dict) -> go.Figure:
         color = COLORS["memory" if key == "memory_ms" else "compute"]
         fig.add_trace(go.Scatter(x=x, y=np.asarray([c[key] for c in costs], dtype=np.float32), name=name,
                                  mode="lines+markers", line=dict(color=color, shape="hvh"), marker=dict(size=5),
-                                 xaxis=x1, yaxis=y1, hovertemplate="step %{x}: %{y:.3f} ms<extra>" + name + "</extra>"))
+                                 xaxis=x1, yaxis=y1,
+                                 hovertemplate=_("step %{x}: %{y:.3f} ms") + "<extra>" + name + "</extra>"))
     fig.add_trace(go.Scatter(x=x, y=np.asarray([c["intensity"] for c in costs], dtype=np.float32),
                              name=_("FLOPs per byte"), mode="lines+markers", line=dict(color="#1b2a49"),
                              xaxis=x2, yaxis=y2,
@@ -127,12 +128,7 @@ def costs_figure(costs: list[dict], rates: dict) -> go.Figure:
     fig.update_layout(yaxis=dict(type="log", title_text="ms"), yaxis2=dict(type="log", title_text=_("FLOP/byte")),
                       xaxis2=dict(title_text=_("step (0 = prefill)")), legend=dict(orientation="h", y=-0.22),
                       bargap=0.2)
-    return common.style(fig, height=520)
-
-
-def _card(label: str, value: str) -> html.Div:
-    return html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
-                    className="stat", style={"display": "inline-block", "marginRight": "2em"})
+    return common.clear_of_toolbar(common.style(fig, height=540))
 
 
 def _f(value, pattern: str) -> str:
@@ -143,17 +139,19 @@ def cards(metrics: dict, rates: dict, costs: list[dict]) -> html.Div:
     decode = costs[1:]
     bound = (sum(c["memory_ms"] for c in decode) / sum(c["ms"] for c in decode)) if decode else None
     return html.Div([
-        html.Div([_card(_("TTFT (time to first token)"), _f(metrics["ttft_ms"], "{:,.1f} ms")),
-                  _card(_("TPOT (time per output token)"), _f(metrics["tpot_ms"], "{:,.1f} ms")),
-                  _card(_("this run's tokens/s"), _f(metrics["tokens_per_s"], "{:,.1f}")),
-                  _card(_("tokens/s for the whole batch"), _f(metrics["batch_tokens_per_s"], "{:,.1f}")),
-                  _card(_("memory bandwidth (measured)"), "{:,.1f} GB/s".format(rates["bandwidth"] / 1e9)),
-                  _card(_("arithmetic rate (measured)"), "{:,.1f} GFLOP/s".format(rates["flops"] / 1e9))],
-                 className="stats"),
-        html.P(_("Decode steps ran at {share:.0%} of the speed the memory bandwidth allows; the prefill of {tokens} "
-                 "tokens did {intensity:.1f} FLOPs per byte read, against a ridge point of {ridge:.1f}.").format(
-            share=bound or 0, tokens=costs[0]["tokens"], intensity=costs[0]["intensity"],
-            ridge=rates["flops"] / rates["bandwidth"]), className="hint"),
+        common.stats([(_("TTFT (time to first token)"), _f(metrics["ttft_ms"], "{:,.1f} ms")),
+                      (_("TPOT (time per output token)"), _f(metrics["tpot_ms"], "{:,.1f} ms")),
+                      (_("this run's tokens/s"), _f(metrics["tokens_per_s"], "{:,.1f}")),
+                      (_("tokens/s for the whole batch"), _f(metrics["batch_tokens_per_s"], "{:,.1f}")),
+                      (_("memory bandwidth (measured)"), "{:,.1f} GB/s".format(rates["bandwidth"] / 1e9)),
+                      (_("float32 matrix-product rate (measured)"), "{:,.1f} GFLOP/s".format(rates["flops"] / 1e9))]),
+        html.P(_("Decode steps took {times:.1f}× their memory floor (the time to read their bytes at the measured "
+                 "bandwidth; the rest is sampling, Python and arithmetic not hidden behind the reads) and did "
+                 "{decode:.2f} FLOPs per byte; the prefill of {tokens} tokens did {intensity:.1f} FLOPs per byte, "
+                 "against a ridge point of {ridge:.1f}.").format(
+            times=1 / bound if bound else float("nan"), decode=decode[-1]["intensity"] if decode else float("nan"),
+            tokens=costs[0]["tokens"], intensity=costs[0]["intensity"], ridge=rates["flops"] / rates["bandwidth"]),
+            className="hint"),
     ])
 
 

@@ -41,3 +41,4 @@ def prompt_ids(sequence, prompt) -> list[int]:
         ids = new_sequence["ids"]
     generation.checked_room(state.model.get(), ids)
     return ids
+

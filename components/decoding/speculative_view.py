@@ -10,12 +10,12 @@ import os
 import time
 
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
 from model_runtime.speculative import MAX_K
 
-from .. import common, ids, state
+from .. import common, generation, ids, state
 from ..i18n import _
 from ..output import checked_int, checked_params
 from . import solo
@@ -48,7 +48,8 @@ max(0, p − q) renormalised, and the round ends; if it keeps all *k* it adds on
 This rule leaves the output distributed **exactly as the target's own sampling** (with temperature 0: exactly
 the target's greedy text); only the speed changes. Each row below is one round.
 """
-EQUATION = r"P(\text{keep } d_i) = \min\!\left(1, \frac{p(d_i)}{q(d_i)}\right), \qquad x \sim \frac{\max(0,\ p - q)}{\sum \max(0,\ p - q)}"
+EQUATION = (r"P(\text{keep } d_i) = \min\!\left(1, \frac{p(d_i)}{q(d_i)}\right), \qquad "
+            r"x \sim \frac{\max(0,\ p - q)}{\sum \max(0,\ p - q)}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -113,14 +114,11 @@ def _f(value, pattern="{:.2f}") -> str:
 
 
 def summary_cards(s: dict) -> html.Div:
-    cards = [(_("acceptance rate"), _f(s["acceptance_rate"], "{:.0%}")),
-             (_("tokens per round"), _f(s["tokens_per_round"])),
-             (_("speculative tokens/s"), _f(s["speculative_tokens_per_s"], "{:.1f}")),
-             (_("plain decoding tokens/s"), _f(s["plain_tokens_per_s"], "{:.1f}")),
-             (_("measured speed-up"), _f(s["speedup"], "{:.2f}×"))]
-    return html.Div([html.Div([html.Div(v, className="stat-value"), html.Div(label, className="stat-label")],
-                              className="stat", style={"display": "inline-block", "marginRight": "2em"})
-                     for label, v in cards], className="stats")
+    return common.stats([(_("acceptance rate"), _f(s["acceptance_rate"], "{:.0%}")),
+                         (_("tokens per round"), _f(s["tokens_per_round"])),
+                         (_("speculative tokens/s"), _f(s["speculative_tokens_per_s"], "{:.1f}")),
+                         (_("plain decoding tokens/s"), _f(s["plain_tokens_per_s"], "{:.1f}")),
+                         (_("measured speed-up"), _f(s["speedup"], "{:.2f}×"))])
 
 
 def why_text(s: dict, k: int, draft_pretrained: bool) -> str:
@@ -181,10 +179,12 @@ def speculate(n_clicks, sequence, prompt, k, n_tokens, temperature, top_k, top_p
         return _("Cannot run speculative decoding: {why}").format(why=why), no_update, no_update, no_update
     texts = {t: target.tokenizer.token(t).text for r in spec.rounds for t in r.proposed + [r.drawn]}
     summary = speed_summary(spec.timings, plain_seconds, len(plain.new_ids))
-    note = "" if draft_model.pretrained else _(" The draft is an untrained stand-in: {message}").format(
-        message=draft_model.message)
-    why = why_text(summary, k, draft_model.pretrained)
-    return (note.strip(), summary_cards(summary),
+    note = "" if draft_model.pretrained else _(
+        "The draft ({name}) is an untrained stand-in: its weights are not in the hub cache on this server "
+        "(`python -m model_runtime.download {name}` fetches them).").format(name=DRAFT_SOURCE)
+    why = _("The draft ({name}, {mb:,.0f} MB of weights) was loaded once on this server and is kept. ").format(
+        name=DRAFT_SOURCE, mb=draft_model.weight_bytes() / 1e6) + why_text(summary, k, draft_model.pretrained)
+    return (note, summary_cards(summary),
             rounds_figure(round_cells([r.to_dict() for r in spec.rounds], texts), k), why)
 
 
@@ -192,12 +192,10 @@ def section() -> html.Div:
     return html.Div([
         common.explanation(_(EXPLANATION), EQUATION),
         html.Div([
-            html.Label([_("Draft tokens per round (k)") + " ",
-                        dcc.Input(id=K, type="number", min=1, max=MAX_K, step=1, value=4, debounce=True,
-                                  style={"width": "4em"})], className="gen-setting"),
-            html.Label([_("New tokens") + " ",
-                        dcc.Input(id=N_TOKENS, type="number", min=1, max=solo.MAX_NEW_TOKENS, step=1, value=24,
-                                  debounce=True, style={"width": "4.5em"})], className="gen-setting"),
+            generation.number_box(_("Draft tokens per round (k)"), K, 4, 1, MAX_K, 1,
+                                  _("How many tokens the draft proposes before the target checks them (1 to 8)")),
+            generation.number_box(_("New tokens"), N_TOKENS, 24, 1, solo.MAX_NEW_TOKENS, 1,
+                                  _("How many tokens to write, speculatively and then plainly, to compare")),
             html.Button(_("Run"), id=RUN, n_clicks=0, className="run-button"),
             html.Span(_("Draft: {draft}; target: the model above. Uses the temperature, top-k, top-p and seed "
                         "above.").format(draft=DRAFT_SOURCE), className="hint"),

@@ -18,7 +18,8 @@ from .. import common, ids, state
 from ..i18n import _
 from . import solo
 
-RUN, MESSAGE, FIGURE, TABLE, MEMORY = "weights-run", "weights-message", "weights-figure", "weights-table", "weights-memory"
+RUN, MESSAGE, MEMORY = "weights-run", "weights-message", "weights-memory"
+FIGURE, TABLE = "weights-figure", "weights-table"
 MAX_TOKENS = 128       # the comparison reads the last 128 tokens of a longer prompt (three models trace it)
 DECODE_TOKENS = 8      # decode steps timed per dtype (the median step counts)
 COLORS = {"float32": "#3b75af", "bfloat16": "#f4a259", "int8": "#2a9d8f"}
@@ -35,7 +36,8 @@ move a little, and the question is whether the model's choice moves with them. P
 on this prompt: weight memory, decode speed (median of 8 timed steps after the prompt), the largest change of
 any logit at any position, and the ten most likely next tokens against float32's.
 """
-EQUATION = r"W \approx s \odot Q,\quad Q_{ij} = \operatorname{round}\!\left(\frac{W_{ij}}{s_i}\right) \in [-127, 127],\quad s_i = \frac{\max_j |W_{ij}|}{127}"
+EQUATION = (r"W \approx s \odot Q,\quad Q_{ij} = \operatorname{round}\!\left(\frac{W_{ij}}{s_i}\right) \in [-127, 127],"
+            r"\quad s_i = \frac{\max_j |W_{ij}|}{127}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -44,7 +46,7 @@ EQUATION = r"W \approx s \odot Q,\quad Q_{ij} = \operatorname{round}\!\left(\fra
 def comparison_figure(rows: list[dict]) -> go.Figure:
     """Three panels, one bar per dtype: weight memory (MB), decode tokens/s, largest |Δlogit| from float32."""
     layout, refs = common.panels(1, 3, [_("weight memory (MB)"), _("decode tokens/s"),
-                                        _("largest |logit change| vs float32")], hgap=0.09)
+                                        _("largest |Δlogit| vs float32")], hgap=0.09)
     fig = go.Figure(layout=layout)
     names = [r["dtype"] for r in rows]
     colors = [COLORS.get(n, "#888") for n in names]
@@ -56,7 +58,7 @@ def comparison_figure(rows: list[dict]) -> go.Figure:
                              texttemplate=hover, textposition="outside", cliponaxis=False,
                              hovertemplate="%{x}: " + hover + "<extra></extra>"))
     fig.update_yaxes(rangemode="tozero", showticklabels=False)
-    return common.style(fig, height=320)
+    return common.clear_of_toolbar(common.style(fig, height=340))
 
 
 def table(rows: list[dict], texts: dict[int, str]) -> html.Table:
