@@ -51,7 +51,7 @@ def comparison_figure(rows: list[dict]) -> go.Figure:
     names = [r["dtype"] for r in rows]
     colors = [COLORS.get(n, "#888") for n in names]
     columns = [([r["weight_bytes"] / 1e6 for r in rows], "%{y:.1f} MB"),
-               ([r["decode_tokens_per_s"] for r in rows], "%{y:.1f} tokens/s"),
+               ([r["decode_tokens_per_s"] for r in rows], _("%{y:.1f} tokens/s")),
                ([r["max_abs_dlogit"] for r in rows], "%{y:.4f}")]
     for (x, y), (values, hover) in zip(refs, columns):
         fig.add_trace(go.Bar(x=names, y=values, marker_color=colors, xaxis=x, yaxis=y, showlegend=False,
