@@ -36,7 +36,7 @@ def test_each_mode_renders_real_numbers(dash_duo, tiny_model, one_torch_thread, 
     dash_duo.wait_for_contains_text(f"#{decode_time.CARDS}", "GB/s", timeout=30)
     cards = dash_duo.find_element(f"#{decode_time.CARDS}").text
     assert re.search(r"[\d.,]+ ms\s+TTFT", cards) and re.search(r"[\d.,]+ ms\s+TPOT", cards), cards
-    drawn(dash_duo, decode_time.FIGURE, 5)
+    drawn(dash_duo, decode_time.FIGURE, 6)
 
     choose(dash_duo, "beam")
     assert not dash_duo.find_element(f"#{generation.RUN}").is_displayed()

@@ -260,11 +260,12 @@ def test_run_metrics_and_figure():
     assert m["batch_tokens_per_s"] == pytest.approx(7 / 0.03)
     costs = decode_time.step_costs(steps, DIMS, 6, True, RATES)
     fig = decode_time.costs_figure(costs, RATES)
-    assert list(fig.data[0].y) == [50, 10, 10, 10]
-    assert list(fig.data[1].y) == pytest.approx([c["memory_ms"] for c in costs], rel=1e-6)
-    assert list(fig.data[2].y) == pytest.approx([c["compute_ms"] for c in costs], rel=1e-6)
-    assert list(fig.data[3].y) == pytest.approx([c["intensity"] for c in costs], rel=1e-6)
-    assert list(fig.data[4].y) == [10, 10]  # the ridge: FLOP/s over bytes/s
+    assert list(fig.data[0].x) == [0] and list(fig.data[0].y) == [50]  # the prefill
+    assert list(fig.data[1].x) == [1, 2, 3] and list(fig.data[1].y) == [10, 10, 10]
+    assert list(fig.data[2].y) == pytest.approx([c["memory_ms"] for c in costs], rel=1e-6)
+    assert list(fig.data[3].y) == pytest.approx([c["compute_ms"] for c in costs], rel=1e-6)
+    assert list(fig.data[4].y) == pytest.approx([c["intensity"] for c in costs], rel=1e-6)
+    assert list(fig.data[5].y) == [10, 10]  # the ridge: FLOP/s over bytes/s
 
 
 def test_machine_rates_are_measured_once():
@@ -279,7 +280,7 @@ def test_decode_time_of_a_finished_run(model, sequence):  # noqa: F811
     record = {"prompt_ids": sequence["ids"], "new_ids": [11, 12], "steps": steps, "use_cache": True, "live": False,
               "model": {"name": model.config.name}}
     cards, fig = decode_time.render(None, generation.TAB, record)
-    assert list(fig.data[0].y) == [30, 5]
+    assert list(fig.data[0].y) + list(fig.data[1].y) == [30, 5]
     assert "30.0 ms" in str(cards) and "5.0 ms" in str(cards)  # TTFT and TPOT
     assert "Drawn when the run ends" in str(decode_time.render(None, generation.TAB, {**record, "live": True})[1])
     other = {**record, "model": {"name": "gpt2-xl"}}

@@ -100,17 +100,20 @@ def run_metrics(steps: list[dict]) -> dict:
 
 
 def costs_figure(costs: list[dict], rates: dict) -> go.Figure:
-    """Upper: measured time per step and the two floors (ms, log scale). Lower: FLOPs per byte per step, and
-    the ridge point (the machine's FLOP/s over its bytes/s)."""
+    """Upper: measured time per step (the prefill, then the decode steps) and the two floors (ms, log scale).
+    Lower: FLOPs per byte per step, and the ridge point (the machine's FLOP/s over its bytes/s)."""
     layout, refs = common.panels(2, 1, [_("Time per step: measured, and the floors set by memory and arithmetic"),
                                         _("FLOPs per byte read, and this machine's ridge point")], vgap=0.2,
                                  share_x=True)
     fig = go.Figure(layout=layout)
     x = np.asarray([c["step"] for c in costs], dtype=np.int32)
     (x1, y1), (x2, y2) = refs
-    fig.add_trace(go.Bar(x=x, y=np.asarray([c["ms"] for c in costs], dtype=np.float32), name=_("measured"),
-                         marker_color=[COLORS["prefill"]] + [COLORS["measured"]] * (len(costs) - 1),
-                         xaxis=x1, yaxis=y1, hovertemplate=_("step %{x}: %{y:.2f} ms measured") + "<extra></extra>"))
+    measured = np.asarray([c["ms"] for c in costs], dtype=np.float32)
+    for part, name, color in ((slice(0, 1), _("prefill, measured"), COLORS["prefill"]),
+                              (slice(1, None), _("decode steps, measured"), COLORS["measured"])):
+        if len(x[part]):
+            fig.add_trace(go.Bar(x=x[part], y=measured[part], name=name, marker_color=color, xaxis=x1, yaxis=y1,
+                                 hovertemplate=_("step %{x}: %{y:.2f} ms measured") + "<extra></extra>"))
     for key, name in (("memory_ms", _("bytes ÷ bandwidth")), ("compute_ms", _("FLOPs ÷ arithmetic rate"))):
         color = COLORS["memory" if key == "memory_ms" else "compute"]
         fig.add_trace(go.Scatter(x=x, y=np.asarray([c[key] for c in costs], dtype=np.float32), name=name,
@@ -125,7 +128,9 @@ def costs_figure(costs: list[dict], rates: dict) -> go.Figure:
     fig.add_trace(go.Scatter(x=[x[0], x[-1]], y=[ridge, ridge], mode="lines", name=_("ridge point"),
                              line=dict(color="#555", dash="dot"), xaxis=x2, yaxis=y2,
                              hovertemplate=_("ridge: %{y:.1f} FLOPs per byte") + "<extra></extra>"))
-    fig.update_layout(yaxis=dict(type="log", title_text="ms"), yaxis2=dict(type="log", title_text=_("FLOP/byte")),
+    ticks = [m * 10.0 ** e for e in range(-3, 7) for m in (1, 2, 5)]  # 1-2-5: no crowded minor labels
+    fig.update_layout(yaxis=dict(type="log", title_text="ms", tickvals=ticks),
+                      yaxis2=dict(type="log", title_text=_("FLOP/byte"), tickvals=ticks),
                       xaxis2=dict(title_text=_("step (0 = prefill)")), legend=dict(orientation="h", y=-0.22),
                       bargap=0.2)
     return common.clear_of_toolbar(common.style(fig, height=540))
