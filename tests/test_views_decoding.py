@@ -1,6 +1,7 @@
 """The decoding lab's views without a browser, on a tiny random GPT-2: each figure builder against the numbers it
 shows (beam tree, speculative rounds, the fp32 / bf16 / int8 comparison, where decode time goes), the callbacks as
 the page calls them, and a clear message for every bad setting."""
+import math
 import threading
 
 import pytest
@@ -282,6 +283,11 @@ def test_decode_time_of_a_finished_run(model, sequence):  # noqa: F811
     cards, fig = decode_time.render(None, generation.TAB, record)
     assert list(fig.data[0].y) + list(fig.data[1].y) == [30, 5]
     assert "30.0 ms" in str(cards) and "5.0 ms" in str(cards)  # TTFT and TPOT
+    costs = decode_time.step_costs(steps, decode_time.model_dims(model), len(sequence["ids"]), True,
+                                   decode_time.machine_rates())
+    ridge = decode_time.machine_rates()["flops"] / decode_time.machine_rates()["bandwidth"]
+    threshold = math.ceil(ridge * costs[0]["tokens"] / costs[0]["intensity"])
+    assert f"from about {threshold:,.0f} prompt tokens on" in str(cards)
     assert "Drawn when the run ends" in str(decode_time.render(None, generation.TAB, {**record, "live": True})[1])
     other = {**record, "model": {"name": "gpt2-xl"}}
     assert "another model" in str(decode_time.render(None, generation.TAB, other)[1])

@@ -32,7 +32,9 @@ def status_names() -> dict:
             "pruned": _("pruned")}
 
 
-EXPLANATION = """
+def explanation() -> str:
+    """The view's explanation (Markdown), in the reader's language."""
+    return _("""
 **Beam search** keeps the *n* best partial texts (the *beams*) instead of one. At each step every beam is
 extended by its most likely next tokens; of all these candidates the search keeps the *2n* with the highest
 **cumulative log-probability** (the sum of the log-probabilities of the tokens so far), and of those the best *n*
@@ -42,7 +44,7 @@ power of the **length penalty** (above 0 favours longer texts, 0 ranks by the su
 no running beam can beat the finished ones. Like a chess player thinking several moves ahead, it can take a
 less likely token now for a more likely text later; **greedy search** (one beam, the orange line) takes the
 most likely token every time. *No-repeat n-gram size* forbids any n tokens in a row from appearing twice.
-"""
+""")
 EQUATION = r"\text{score}(y) = \frac{1}{|y|^{\alpha}} \sum_{t=1}^{|y|} \log p(y_t \mid x, y_{<t})"
 
 
@@ -192,7 +194,7 @@ def search(n_clicks, sequence, prompt, width, length_penalty, no_repeat, n_token
 def section() -> html.Div:
     box = generation.number_box
     return html.Div([
-        common.explanation(_(EXPLANATION), EQUATION),
+        common.explanation(explanation(), EQUATION),
         html.Div([
             box(_("Beam width"), WIDTH, 4, 1, MAX_BEAMS, 1, _("How many partial texts the search keeps (1 to 8)")),
             box(_("Length penalty"), LENGTH_PENALTY, 1.0, -MAX_LENGTH_PENALTY, MAX_LENGTH_PENALTY, 0.1,

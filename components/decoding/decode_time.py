@@ -6,6 +6,7 @@ prompt is long enough). And TTFT / TPOT / throughput, from the run's own step ti
 from __future__ import annotations
 
 import functools
+import math
 import time
 
 import numpy as np
@@ -21,7 +22,9 @@ FIGURE, CARDS = "decode-time-figure", "decode-time-cards"
 COPY_MB = 64   # per tensor: well beyond the CPU's caches, so the copy streams from memory
 COLORS = {"measured": "#8aa9d6", "memory": "#e4572e", "compute": "#2a9d8f", "prefill": "#f4a259"}
 
-EXPLANATION = """
+def explanation() -> str:
+    """The view's explanation (Markdown), in the reader's language."""
+    return _("""
 **Where decode time goes.** A step must read every weight from memory, and the KV cache of each run in the
 batch, but does only about two floating-point operations (one multiply-add) per weight per token. So the time
 a step needs is at least *bytes ÷ memory bandwidth* (red) and at least *FLOPs ÷ arithmetic rate* (green), both
@@ -30,7 +33,7 @@ sits close to it. The prefill reads the same weights once for the whole prompt a
 every prompt token: its FLOPs per byte (lower panel) grow with the prompt, and past the machine's *ridge point*
 (dotted) the arithmetic, not the memory, sets its time. This is why batching decode steps (more tokens per
 weight read), smaller weights (bfloat16, int8) and speculative decoding help.
-"""
+""")
 
 
 @functools.cache
@@ -141,7 +144,9 @@ def _f(value, pattern: str) -> str:
 
 
 def cards(metrics: dict, rates: dict, costs: list[dict]) -> html.Div:
-    decode = costs[1:]
+    """The run's headline timings and the machine's rates, and one line on what bounds decode and prefill (a
+    prefill's FLOPs per byte grow about linearly with its tokens, so the ridge is crossed near ridge / per-token)."""
+    decode, ridge = costs[1:], rates["flops"] / rates["bandwidth"]
     bound = (sum(c["memory_ms"] for c in decode) / sum(c["ms"] for c in decode)) if decode else None
     return html.Div([
         common.stats([(_("TTFT (time to first token)"), _f(metrics["ttft_ms"], "{:,.1f} ms")),
@@ -153,16 +158,18 @@ def cards(metrics: dict, rates: dict, costs: list[dict]) -> html.Div:
         html.P(_("Decode steps took {times:.1f}× their memory floor (the time to read their bytes at the measured "
                  "bandwidth; the rest is sampling, Python and arithmetic not hidden behind the reads) and did "
                  "{decode:.2f} FLOPs per byte; the prefill of {tokens} tokens did {intensity:.1f} FLOPs per byte, "
-                 "against a ridge point of {ridge:.1f}.").format(
+                 "against a ridge point of {ridge:.1f}: from about {threshold:,.0f} prompt tokens on, a prefill is "
+                 "arithmetic-bound here.").format(
             times=1 / bound if bound else float("nan"), decode=decode[-1]["intensity"] if decode else float("nan"),
-            tokens=costs[0]["tokens"], intensity=costs[0]["intensity"], ridge=rates["flops"] / rates["bandwidth"]),
+            tokens=costs[0]["tokens"], intensity=costs[0]["intensity"], ridge=ridge,
+            threshold=math.ceil(ridge * costs[0]["tokens"] / costs[0]["intensity"])),
             className="hint"),
     ])
 
 
 def section() -> html.Div:
     return html.Details([html.Summary(_("Where decode time goes: memory vs arithmetic, TTFT and TPOT")),
-                         common.explanation(_(EXPLANATION)), html.Div(id=CARDS), common.graph(FIGURE)],
+                         common.explanation(explanation()), html.Div(id=CARDS), common.graph(FIGURE)],
                         className="gen-more", open=True)
 
 

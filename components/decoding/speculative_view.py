@@ -38,7 +38,9 @@ def status_names() -> dict:
             "bonus": _("target's bonus token (all kept)")}
 
 
-EXPLANATION = """
+def explanation() -> str:
+    """The view's explanation (Markdown), in the reader's language."""
+    return _("""
 **Speculative decoding.** Decoding one token reads every weight of the model from memory, and the arithmetic
 units wait most of that time. So a small **draft** model guesses the next *k* tokens, one by one (cheap), and the
 big **target** model checks all *k* in **one** forward pass (k + 1 positions for about the price of one, where
@@ -47,7 +49,7 @@ of it, q: the draft's); at the first rejection it draws its own token from what 
 max(0, p − q) renormalised, and the round ends; if it keeps all *k* it adds one more token of its own (the bonus).
 This rule leaves the output distributed **exactly as the target's own sampling** (with temperature 0: exactly
 the target's greedy text); only the speed changes. Each row below is one round.
-"""
+""")
 EQUATION = (r"P(\text{keep } d_i) = \min\!\left(1, \frac{p(d_i)}{q(d_i)}\right), \qquad "
             r"x \sim \frac{\max(0,\ p - q)}{\sum \max(0,\ p - q)}")
 
@@ -190,7 +192,7 @@ def speculate(n_clicks, sequence, prompt, k, n_tokens, temperature, top_k, top_p
 
 def section() -> html.Div:
     return html.Div([
-        common.explanation(_(EXPLANATION), EQUATION),
+        common.explanation(explanation(), EQUATION),
         html.Div([
             generation.number_box(_("Draft tokens per round (k)"), K, 4, 1, MAX_K, 1,
                                   _("How many tokens the draft proposes before the target checks them (1 to 8)")),

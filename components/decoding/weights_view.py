@@ -27,7 +27,9 @@ COLORS = {"float32": "#3b75af", "bfloat16": "#f4a259", "int8": "#2a9d8f"}
 _copies: dict[str, dict] = {}   # model fingerprint -> {"bfloat16": runtime, "int8": runtime}
 _copies_lock = threading.Lock()
 
-EXPLANATION = """
+def explanation() -> str:
+    """The view's explanation (Markdown), in the reader's language."""
+    return _("""
 **Fewer bytes per weight.** Decoding a token reads every weight from memory, so smaller weights decode faster.
 **bfloat16** keeps float32's range with 8 bits of precision instead of 24 (2 bytes a weight). **int8** stores
 each weight as a whole number from −127 to 127 and one float scale per output channel (1 byte a weight;
@@ -35,7 +37,7 @@ activations in bfloat16): the matrix products read the int8 weights directly. Th
 move a little, and the question is whether the model's choice moves with them. Press Compare to run the three
 on this prompt: weight memory, decode speed (median of 8 timed steps after the prompt), the largest change of
 any logit at any position, and the ten most likely next tokens against float32's.
-"""
+""")
 EQUATION = (r"W \approx s \odot Q,\quad Q_{ij} = \operatorname{round}\!\left(\frac{W_{ij}}{s_i}\right) \in [-127, 127],"
             r"\quad s_i = \frac{\max_j |W_{ij}|}{127}")
 
@@ -125,7 +127,7 @@ def compare(n_clicks, sequence, prompt):
 
 def section() -> html.Div:
     return html.Div([
-        common.explanation(_(EXPLANATION), EQUATION),
+        common.explanation(explanation(), EQUATION),
         html.Div([html.Button(_("Compare float32 / bfloat16 / int8"), id=RUN, n_clicks=0, className="run-button"),
                   html.Span(_("The first press builds the two copies (a few seconds, then kept)."), className="hint")],
                  className="gen-controls"),
