@@ -150,7 +150,7 @@ def register_token_choices(app, dropdown_id: str, view: str) -> None:
 def stats(cards: Sequence[tuple[str, str]]) -> html.Div:
     """A row of headline numbers: (label, value) pairs, the value large above its label."""
     return html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
-                              className="stat", style={"display": "inline-block", "marginRight": "2em"})
+                              className="stat", style={"display": "inline-block", "marginInlineEnd": "2em"})
                      for label, value in cards], className="stats")
 
 
