@@ -87,10 +87,14 @@ def bf16_error(model_source, ids) -> dict:
 
 
 def arguments(argv=None, description: str = __doc__.splitlines()[0], new_tokens: int = 128, repeat: int = 10,
-              quick: tuple[int, int] = (16, 2)):
-    """The options every decode benchmark takes (its own defaults, and what --quick uses)."""
+              quick: tuple[int, int] = (16, 2), draft: bool = False):
+    """The options every decode benchmark takes (its own defaults, and what --quick uses); `draft` adds
+    --draft, the speculative draft model."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default=None, help="hub id or path; default: full-size random GPT-2")
+    if draft:
+        parser.add_argument("--draft", default="distilgpt2",
+                            help="hub id or path (default distilgpt2: from the HF cache, else untrained)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--new-tokens", type=int, default=new_tokens)
     parser.add_argument("--repeat", type=int, default=repeat)

@@ -115,6 +115,12 @@ def style(fig: go.Figure, title: str | None = None, height: int | None = None) -
     return fig
 
 
+def clear_of_toolbar(fig: go.Figure) -> go.Figure:
+    """Room above the panel titles for Plotly's toolbar, which sits in the figure's top-right corner."""
+    fig.update_layout(margin_t=72)
+    return fig
+
+
 def message_figure(text: str) -> go.Figure:
     """An empty figure that says why it is empty (no prompt yet, a bad input), instead of blank axes."""
     fig = go.Figure()
@@ -144,6 +150,13 @@ def register_token_choices(app, dropdown_id: str, view: str) -> None:
             raise PreventUpdate
         labels = axis_labels(state.model.get().tokenizer.tokens(sequence["ids"]))
         return [{"label": label, "value": i} for i, label in enumerate(labels)], len(labels) - 1
+
+
+def stats(cards: Sequence[tuple[str, str]]) -> html.Div:
+    """A row of headline numbers: (label, value) pairs, the value large above its label."""
+    return html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
+                              className="stat", style={"display": "inline-block", "marginInlineEnd": "2em"})
+                     for label, value in cards], className="stats")
 
 
 def explanation(text: str, equation: str | None = None) -> html.Div:

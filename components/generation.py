@@ -151,7 +151,7 @@ def checked_use_cache(value) -> bool:
     raise ValueError(_("the KV-cache switch must be on or off"))
 
 
-def _number(value, name: str, default: float, low: float, high: float) -> float:
+def checked_number(value, name: str, default: float, low: float, high: float) -> float:
     """A penalty box: empty means its default (off)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
@@ -167,10 +167,10 @@ def _number(value, name: str, default: float, low: float, high: float) -> float:
 
 
 def checked_penalties(repetition, presence, frequency) -> dict:
-    return {"repetition_penalty": _number(repetition, _("The repetition penalty"), 1.0, MIN_REPETITION_PENALTY,
+    return {"repetition_penalty": checked_number(repetition, _("The repetition penalty"), 1.0, MIN_REPETITION_PENALTY,
                                           MAX_REPETITION_PENALTY),
-            "presence_penalty": _number(presence, _("The presence penalty"), 0.0, -MAX_PENALTY, MAX_PENALTY),
-            "frequency_penalty": _number(frequency, _("The frequency penalty"), 0.0, -MAX_PENALTY, MAX_PENALTY)}
+            "presence_penalty": checked_number(presence, _("The presence penalty"), 0.0, -MAX_PENALTY, MAX_PENALTY),
+            "frequency_penalty": checked_number(frequency, _("The frequency penalty"), 0.0, -MAX_PENALTY, MAX_PENALTY)}
 
 
 def checked_stop(text) -> list[str]:
@@ -197,6 +197,13 @@ def prompt_of(sequence) -> list[int]:
     if isinstance(n_prompt, int) and not isinstance(n_prompt, bool) and 1 <= n_prompt <= len(token_ids):
         return token_ids[:n_prompt]
     return token_ids
+
+
+def checked_room(runtime, prompt_ids: list[int]) -> None:
+    """A run needs room in the context window for at least one new token."""
+    if len(prompt_ids) >= runtime.config.n_ctx:
+        raise ValueError(_("the context window is full: the prompt already has {n_prompt_ids} of {n_ctx} "
+                           "tokens.").format(n_prompt_ids=number(len(prompt_ids)), n_ctx=number(runtime.config.n_ctx)))
 
 
 def session_of(session) -> str:
@@ -411,9 +418,7 @@ def timings_block(record: dict) -> html.Div:
              (_("tokens per second"), "—" if tps is None else f"{tps:,.1f}"),
              (_("mean batch size"), "—" if batch is None else f"{batch:,.1f}"),
              (_("KV cache"), f"{h['kv_cache_bytes'] / 1e6:,.2f} MB" if record.get("use_cache") else "off")]
-    children = [html.Div([html.Div([html.Div(value, className="stat-value"), html.Div(label, className="stat-label")],
-                                   className="stat", style={"display": "inline-block", "marginInlineEnd": "2em"})
-                          for label, value in cards], className="stats")]
+    children = [common.stats(cards)]
     if not record.get("use_cache"):
         children.append(html.P(_("Without the cache this run was solo: it recomputed the whole text at every step "
                                  "and did not share its steps with other runs."), className="hint"))
@@ -562,9 +567,7 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
             new_sequence["prompt"] = prompt
             prompt_ids = new_sequence["ids"]
         runtime = state.model.get()
-        if len(prompt_ids) >= runtime.config.n_ctx:
-            return fail(_("the context window is full: the prompt already has {n_prompt_ids} of {n_ctx} "
-                          "tokens.").format(n_prompt_ids=number(len(prompt_ids)), n_ctx=number(runtime.config.n_ctx)))
+        checked_room(runtime, prompt_ids)
         submitted = state.engine.get().submit(prompt_ids, settings, owner)
     except (ValueError, RuntimeError) as why:  # EngineError is a ValueError, EngineUnavailable a RuntimeError
         return fail(why)
@@ -723,7 +726,7 @@ def _button(label, id_, title, disabled=False):
     return html.Button(label, id=id_, n_clicks=0, title=title, className="player-button", disabled=disabled)
 
 
-def _box(label, id_, value, low, high, step, title):
+def number_box(label, id_, value, low, high, step, title):
     return html.Label([label + " ", dcc.Input(id=id_, type="number", min=low, max=high, step=step, value=value,
                                               debounce=True, style={"width": "4.5em"})],
                       className="gen-setting", title=title)
@@ -747,11 +750,11 @@ def section():
         html.Details([
             html.Summary(_("Penalties and stop sequences")),
             html.Div([
-                _box(_("Repetition penalty"), REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
+                number_box(_("Repetition penalty"), REPETITION, 1.0, MIN_REPETITION_PENALTY, MAX_REPETITION_PENALTY, 0.05,
                      _("Above 1: tokens already in the text are less likely (their logits divided by it); 1 is off")),
-                _box(_("Presence penalty"), PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                number_box(_("Presence penalty"), PRESENCE, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
                      _("Subtracted once from the logit of every token already in the text; 0 is off")),
-                _box(_("Frequency penalty"), FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
+                number_box(_("Frequency penalty"), FREQUENCY, 0.0, -MAX_PENALTY, MAX_PENALTY, 0.1,
                      _("Subtracted from a token's logit once per time it appears in the text; 0 is off")),
                 html.Label(["Stop at (one per line; \\n is a newline) ",
                             dcc.Textarea(id=STOP_AT, value="", rows=2, maxLength=400,

@@ -1,6 +1,6 @@
 """The stage views, in pipeline order: (tab value, tab label, module). Each module has `section()` (the tab's
 content) and `register(app)` (its callbacks); the page skeleton and app.py read this list."""
-from . import ablation, attention, embeddings, generation, heads, logit_lens, mlp, output, residual, tokens
+from . import ablation, attention, decoding, embeddings, heads, logit_lens, mlp, output, residual, tokens
 from .i18n import N_
 
 # Tab labels are marked here and translated where the tabs are drawn (layout.page), per request.
@@ -14,7 +14,7 @@ VIEWS = [
     ("logit-lens", N_("Logit lens"), logit_lens),
     ("ablation", N_("Head ablation"), ablation),
     ("output", N_("Next token"), output),
-    ("generation", N_("Generation"), generation),
+    ("generation", N_("Generation"), decoding),  # sampling, beam search, speculative, int8
 ]
 
 # Each view's main element: projector mode shows it first, fitted to the screen (Generation keeps its own

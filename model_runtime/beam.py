@@ -111,19 +111,22 @@ def check_settings(num_beams, max_new_tokens, length_penalty, no_repeat_ngram_si
 @torch.inference_mode()
 def beam_search(runtime, prompt_or_ids, num_beams: int = 4, max_new_tokens: int = 20, length_penalty: float = 1.0,
                 no_repeat_ngram_size: int = 0, early_stopping: bool | str = False,
-                max_seconds: float | None = None) -> BeamResult:
+                max_seconds: float | None = None, stop_at_eos: bool = True) -> BeamResult:
+    """`stop_at_eos` False: end-of-text is a token like any other (transformers' eos_token_id=None)."""
     check_settings(num_beams, max_new_tokens, length_penalty, no_repeat_ngram_size, early_stopping)
     prompt = runtime.encode(prompt_or_ids)
     room = runtime.config.n_ctx - len(prompt)
     if room <= 0:
         raise ValueError(f"The prompt fills the context of {runtime.config.n_ctx} tokens: no room for new ones.")
     max_new_tokens = min(max_new_tokens, room)
-    n, eos, tok, model = num_beams, runtime.tokenizer.eot_id, runtime.tokenizer, runtime.model
+    n, tok, model = num_beams, runtime.tokenizer, runtime.model
+    eos = tok.eot_id if stop_at_eos else None
     if n == 1:
         early_stopping = True  # greedy search, as generate() does for one beam
     lp = float(length_penalty)
     result = BeamResult(prompt, dict(num_beams=n, max_new_tokens=max_new_tokens, length_penalty=lp,
-                                     no_repeat_ngram_size=no_repeat_ngram_size, early_stopping=early_stopping))
+                                     no_repeat_ngram_size=no_repeat_ngram_size, early_stopping=early_stopping,
+                                     stop_at_eos=bool(stop_at_eos)))
 
     beams: list[list[int]] = [[]]           # new tokens of each running beam (one beam before the first step)
     beam_scores = torch.zeros(1)            # their cumulative log-probs, float32

@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, Listener, answer_challenge, d
 
 from .engine import UPDATABLE, Engine, EngineFull
 from .generate import STOP_REASONS
+from .runtime import DTYPES
 from .sampling import SamplingParams
 
 MAX_STOP_STRINGS = 4
@@ -367,7 +368,8 @@ def main(argv=None) -> None:
     parser.add_argument("--socket", required=True, help="unix socket path, in a folder only this account can use")
     parser.add_argument("--model", default="gpt2")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES),
+                        help="weights: float32, bfloat16 or int8 (weight-only, see quantize.py)")
     parser.add_argument("--slots", type=int, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=100)
     parser.add_argument("--max-seconds", type=float, default=30.0)

@@ -60,6 +60,7 @@ from collections.abc import AsyncIterator
 
 from .engine_service import EngineError, EngineUnavailable, checked_settings, step_summary
 from .generate import STOP_REASONS
+from .runtime import DTYPES
 
 APP_NAME = "inside-gpt2"
 ROUTE_PREFIX = "/inside-gpt2"
@@ -627,7 +628,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="CPUs Ray reserves for a replica, and its torch threads (default 1)")
     parser.add_argument("--gpus-per-replica", type=float, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES),
+                        help="weights: float32, bfloat16 or int8 (weight-only, see quantize.py)")
     parser.add_argument("--max-cached-tokens", type=int, default=None)
     parser.add_argument("--prefill-chunk", type=int, default=128)
     parser.add_argument("--max-new-tokens", type=int, default=MAX_NEW_TOKENS)
