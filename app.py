@@ -35,6 +35,7 @@ def create_app(runtime=None) -> Dash:
     people, when the views cache's folder or Redis is one other accounts could write to."""
     app = Dash(__name__, title="Inside GPT-2", compress=True, update_title=None, on_error=report_error,
                meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}])
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)  # the page's language
     state.views_cache.init_app(app.server, config=state.cache_config())
     app.layout = layout.page
     layout.register(app)

@@ -12,7 +12,7 @@ from dash.dash_table.Format import Format, Scheme
 from dash.exceptions import PreventUpdate
 
 from . import ids, state
-from .common import HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
+from .common import HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
 CELL_TEXT_MAX = 64  # heads in the statistic map with their values written in the cells
 CELL = 32  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
@@ -218,14 +218,14 @@ def section():
             r"A^{(\ell,h)} = \mathrm{softmax}\!\left(\frac{Q^{(\ell,h)} K^{(\ell,h)\top}}{\sqrt{d_k}} + M\right),"
             r"\quad H^{(\ell,h)} = \frac{1}{T}\sum_{i=0}^{T-1} \Big(-\sum_{j \le i} A_{ij} \log_2 A_{ij}\Big)"),
         html.Div([
-            html.Div(graph("heads-grid"), style={"flex": "1 1 560px", "minWidth": "0"}),
+            html.Div(graph("heads-grid", className=KEYBOARD_FIGURE), style={"flex": "1 1 560px", "minWidth": "0"}),
             html.Div([
                 html.Div([html.Label("Statistic", htmlFor="heads-statistic"),
                           dcc.Dropdown(id="heads-statistic", value="previous", clearable=False,
                                        options=[{"label": v, "value": k} for k, v in STATISTICS.items()])],
                          className="inline-control"),
                 explanation(stat_text),
-                graph("heads-statistic-map"),
+                graph("heads-statistic-map", className=KEYBOARD_FIGURE),
             ], style={"flex": "1 1 420px", "minWidth": "0"}),
         ], style={"display": "flex", "flexWrap": "wrap", "gap": "12px"}),
         html.H4("Every head, sortable (click a column title to sort, a row to open the head)"),
