@@ -876,8 +876,8 @@ function(generation) {
     const wasLive = said.live;
     said.live = live;
     if (!live && !wasLive) { said.steps = steps.length; return none; }
-    const words = steps.slice(said.steps).map(s => String(s.chip || "").replace(/\u21b5/g, "")).join("");
-    const sentence = /[.!?;:\n]/.test(words);
+    const words = steps.slice(said.steps).map(s => String(s.chip || "").replace(/\\u21b5/g, "")).join("");
+    const sentence = /[.!?;:\\n]/.test(words);
     if (!words.trim() || (live && !sentence && Date.now() - said.at < %(MS)d)) { return none; }
     said.steps = steps.length;
     said.at = Date.now();
