@@ -75,7 +75,8 @@
     root.querySelectorAll(".equation, .dash-graph, .gen-text").forEach(function (box) {
       var overflows = box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1;
       var scrolls = overflows && /(auto|scroll)/.test(getComputedStyle(box).overflowX + getComputedStyle(box).overflowY);
-      var inner = box.querySelector("button, a[href], input, select, textarea, [tabindex='0']");
+      var inner = Array.prototype.some.call(box.querySelectorAll("button, a[href], input, select, textarea, [tabindex]"),
+                                            function (el) { return el.tabIndex >= 0 && el.offsetParent !== null; });
       if (scrolls && !inner) {
         set(box, "tabindex", "0");
       } else if (box.getAttribute("tabindex") === "0" && !box.classList.contains("keyboard-figure")) {
@@ -213,9 +214,9 @@
 
   function start() {
     repair(document);
-    // Classes too: a chart that turns wide (figure_fit.js) starts to scroll in its box.
+    // Classes and styles too: a chart that turns wide (figure_fit.js) or a tab that is shown may start to scroll.
     new MutationObserver(schedule).observe(document.body, {childList: true, subtree: true, attributes: true,
-                                                           attributeFilter: ["class"]});
+                                                           attributeFilter: ["class", "style"]});
     window.addEventListener("resize", schedule);
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
