@@ -11,7 +11,7 @@ from dash.dash_table import FormatTemplate
 from dash.dash_table.Format import Format, Scheme
 from dash.exceptions import PreventUpdate
 
-from . import ids, state
+from . import ids, palette, state
 from .common import HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
 CELL_TEXT_MAX = 64  # heads in the statistic map with their values written in the cells
@@ -28,7 +28,7 @@ STAT_FORMATS = {"entropy": ".2f", "first": ".1%", "previous": ".1%", "self": ".1
 ATTN_MAX, MASKED, GAP = 250, 253, 255
 GRID_COLORSCALE = [[0.0, "#f7fbff"], [0.3 * ATTN_MAX / 255, "#c6dbef"], [0.6 * ATTN_MAX / 255, "#4292c6"],
                    [ATTN_MAX / 255, "#08306b"], [251 / 255, MASKED_COLOR], [254 / 255, MASKED_COLOR],
-                   [254 / 255, "#ffffff"], [1.0, "#ffffff"]]
+                   [254 / 255, palette.GAP], [1.0, palette.GAP]]
 
 
 def head_statistics(pattern: np.ndarray) -> dict[str, np.ndarray]:

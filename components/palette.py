@@ -19,6 +19,7 @@ DIVERGING = "RdBu_r"
 OKABE_ITO = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000"]
 CATEGORICAL = OKABE_ITO
 MASKED = "#d9d9d9"   # cells with no value (the causal mask): neutral grey, and named in the hover
+GAP = "#ffffff"      # the page's white, between the cells of a grid
 
 
 def scale(name: str) -> list[tuple[float, str]]:
@@ -39,5 +40,5 @@ def hex_colours(name: str) -> list[str]:
 
 
 SAFE_SCALES = {"sequential": SEQUENTIAL, "diverging": DIVERGING}
-# Every colour a figure's colour scale may use: the safe scales' own colours and the mask grey.
-SCALE_COLOURS = frozenset(c for name in SAFE_SCALES.values() for c in hex_colours(name)) | {MASKED}
+# Every colour a figure's colour scale may use: the safe scales' own colours, the mask grey and the gaps' white.
+SCALE_COLOURS = frozenset(c for name in SAFE_SCALES.values() for c in hex_colours(name)) | {MASKED, GAP}

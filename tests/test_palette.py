@@ -43,5 +43,5 @@ def test_categorical_colours_stay_apart(cvd):
 
 def test_scale_colours_are_the_named_scales():
     assert palette.SCALE_COLOURS == set(palette.hex_colours("Blues")) | set(palette.hex_colours("RdBu_r")) | {
-        palette.MASKED}
+        palette.MASKED, palette.GAP}
     assert palette.to_hex("rgb(8, 48, 107)") == "#08306b"
