@@ -862,10 +862,11 @@ function(player, chips, sequence, generation) {
 """ % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE),
        "MARK": json.dumps(MARK_STYLE), "MARK_HIDDEN": json.dumps(MARK_HIDDEN_STYLE), "TEXT": TEXT}
 
-# What a screen reader says during a run: the new text in phrases, never token by token. A phrase ends at a
-# sentence's end or after ANNOUNCE_MS, and the rest when the run ends; a run opened from a file or a link is not
-# read out (it is on the page). A new run starts again from its first token.
-ANNOUNCE_MS = 2000
+# What a screen reader says during a run: the new text in phrases, never token by token. A phrase is at least
+# ANNOUNCE_TOKENS tokens and ends at a sentence's end or after ANNOUNCE_MS (a slow machine's tokens still come in
+# groups); the rest is read when the run ends. A run opened from a file or a link is not read out (it is on the
+# page). A new run starts again from its first token.
+ANNOUNCE_MS, ANNOUNCE_TOKENS = 2000, 3
 ANNOUNCE_JS = """
 function(generation) {
     const none = window.dash_clientside.no_update;
@@ -876,14 +877,15 @@ function(generation) {
     const wasLive = said.live;
     said.live = live;
     if (!live && !wasLive) { said.steps = steps.length; return none; }
-    const words = steps.slice(said.steps).map(s => String(s.chip || "").replace(/\\u21b5/g, "")).join("");
-    const sentence = /[.!?;:\\n]/.test(words);
-    if (!words.trim() || (live && !sentence && Date.now() - said.at < %(MS)d)) { return none; }
+    const fresh = steps.slice(said.steps);
+    const words = fresh.map(s => String(s.chip || "").replace(/\\u21b5/g, "")).join("");
+    const ended = /[.!?;:\\n]/.test(words) || Date.now() - said.at >= %(MS)d;
+    if (!words.trim() || (live && !(ended && fresh.length >= %(TOKENS)d))) { return none; }
     said.steps = steps.length;
     said.at = Date.now();
     return words.trim();
 }
-""" % {"MS": ANNOUNCE_MS}
+""" % {"MS": ANNOUNCE_MS, "TOKENS": ANNOUNCE_TOKENS}
 
 # The controls a live run reads; the global sliders live in the page skeleton.
 STEERING = [Input(ids.TEMPERATURE, "value"), Input(ids.TOP_K, "value"), Input(ids.TOP_P, "value"),
