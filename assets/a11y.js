@@ -74,9 +74,11 @@
     // it takes the focus while it overflows and holds nothing else that could.
     root.querySelectorAll(".equation, .dash-graph, .gen-text").forEach(function (box) {
       var overflows = box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1;
-      var scrolls = overflows && /(auto|scroll)/.test(getComputedStyle(box).overflowX + getComputedStyle(box).overflowY);
-      var inner = Array.prototype.some.call(box.querySelectorAll("button, a[href], input, select, textarea, [tabindex]"),
-                                            function (el) { return el.tabIndex >= 0 && el.offsetParent !== null; });
+      var style = getComputedStyle(box), scrolls = overflows && /(auto|scroll)/.test(style.overflowX + style.overflowY);
+      var focusable = box.querySelectorAll("button, a[href], input, select, textarea, [tabindex]");
+      var inner = Array.prototype.some.call(focusable, function (el) {
+        return el.tabIndex >= 0 && el.offsetParent !== null;
+      });
       if (scrolls && !inner) {
         set(box, "tabindex", "0");
       } else if (box.getAttribute("tabindex") === "0" && !box.classList.contains("keyboard-figure")) {
@@ -121,7 +123,8 @@
     var found = [];
     (gd._fullData || []).forEach(function (trace) {
       if (trace.visible !== true || trace.hoverinfo === "skip" || trace.hoverinfo === "none") { return; }
-      var xa = gd._fullLayout[trace.xaxis.replace("x", "xaxis")], ya = gd._fullLayout[trace.yaxis.replace("y", "yaxis")];
+      var xa = gd._fullLayout[trace.xaxis.replace("x", "xaxis")];
+      var ya = gd._fullLayout[trace.yaxis.replace("y", "yaxis")];
       if (!xa || !ya) { return; }
       var subplot = trace.xaxis + trace.yaxis;
       var px = function (axis, v, i) {

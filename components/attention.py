@@ -306,7 +306,8 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                 for i, j in zip(ii[chosen], jj[chosen]):
                     xs += [0, 1, None]
                     ys += [-int(i), -int(j), None]
-                fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=0.5 + 5 * min(high, 1), dash=dash),
+                fig.add_scatter(x=xs, y=ys, mode="lines",
+                                line=dict(color=color, width=0.5 + 5 * min(high, 1), dash=dash),
                                 opacity=min(1.0, 0.12 + 0.88 * min(high, 1)), hoverinfo="skip", showlegend=False)
         name = f"head {head + 1}" + (f" (L{layer}H{head})" if layer is not None else f" ({head})")
         fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4, dash=dash), name=name)

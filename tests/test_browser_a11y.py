@@ -30,7 +30,9 @@ axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a
 COLOUR_SCALES = """
 const scales = [];
 document.querySelectorAll('.js-plotly-plot').forEach(gd => (gd._fullData || []).forEach(t => {
-  [t.colorscale, t.marker && t.marker.colorscale].forEach(s => { if (Array.isArray(s)) { scales.push(s.map(p => p[1])); } });
+  [t.colorscale, t.marker && t.marker.colorscale].forEach(s => {
+    if (Array.isArray(s)) { scales.push(s.map(p => p[1])); }
+  });
 }));
 return scales;
 """
@@ -51,11 +53,13 @@ document.querySelectorAll('button, a[href], input, textarea, [role=tab], [role=s
 });
 return small;
 """
+LABELLED_BY = "return document.activeElement.getAttribute('aria-labelledby')"
 CHIPS = "return document.querySelectorAll('#%s button').length" % generation.TOKENS
 FOCUS = """
 const el = document.activeElement, s = getComputedStyle(el);
 return {id: el.id, role: el.getAttribute('role'), text: (el.textContent || '').trim().slice(0, 30),
-        cls: String(el.className), body: el === document.body, outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2};
+        cls: String(el.className), body: el === document.body,
+        outline: s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2};
 """
 
 
@@ -164,8 +168,17 @@ def tab_to(dash_duo, matches, limit=120):
     raise AssertionError("not reached by Tab")
 
 
+def back_to_tabs(dash_duo):
+    for _ in range(200):
+        press(dash_duo, Keys.SHIFT, Keys.TAB)
+        if script(dash_duo, FOCUS)["role"] == "tab":
+            return
+    raise AssertionError("the tabs not reached by Shift+Tab")
+
+
 def test_keyboard_only(dash_duo, full_model):
-    """Type a prompt, run it, open the attention tab, change head, click a cell, move temperature, generate."""
+    """Type a prompt, run it, open the attention tab, change head, click a cell, open a head from the all-heads
+    grid, move temperature, generate."""
     set_screen(dash_duo.driver, 1440, 1000)
     open_page(dash_duo, full_model)
     drawn(dash_duo)
@@ -198,18 +211,31 @@ def test_keyboard_only(dash_duo, full_model):
     press(dash_duo, Keys.ENTER)
     wait_until(dash_duo, lambda: re.search(r"query .* key", dash_duo.find_element("#attention-cell").text),
                message="cell inspected")
-    # Generation: back to the tabs (Shift+Tab), End, Enter; the temperature slider, then Generate.
-    for _ in range(200):
-        press(dash_duo, Keys.SHIFT, Keys.TAB)
-        if script(dash_duo, FOCUS)["role"] == "tab":
-            break
+    # All heads: back to the tabs, → and Enter; the grid's cursor starts on block 1, head 1; ↓ moves to block 2,
+    # Enter opens that head.
+    back_to_tabs(dash_duo)
+    press(dash_duo, Keys.ARROW_RIGHT, Keys.ENTER)
+    wait_until(dash_duo, lambda: "open-heads" in dash_duo.find_element("#page").get_attribute("class"))
+    drawn(dash_duo)
+    tab_to(dash_duo, lambda f: f["id"] == "heads-grid", limit=60)
+    press(dash_duo, Keys.ARROW_RIGHT)
+    press(dash_duo, Keys.ARROW_LEFT)
+    press(dash_duo, Keys.ARROW_DOWN)
+    wait_until(dash_duo, lambda: "block 2, head 1" in dash_duo.find_element("#figure-cursor").get_attribute(
+        "textContent"), message="grid cursor on block 2, head 1")
+    press(dash_duo, Keys.ENTER)
+    wait_until(dash_duo, lambda: "view=attention" in dash_duo.driver.current_url
+               and "block=1&head=0" in dash_duo.driver.current_url, message="head opened from the grid")
+    drawn(dash_duo)
+    # Generation: back to the tabs, End, Enter; the temperature slider, then Generate.
+    back_to_tabs(dash_duo)
     press(dash_duo, Keys.END, Keys.ENTER)
     wait_until(dash_duo, lambda: "open-generation" in dash_duo.find_element("#page").get_attribute("class"))
     drawn(dash_duo)
     press(dash_duo, Keys.SHIFT, Keys.TAB)
     for _ in range(40):  # back up to the temperature slider, above the tabs
         press(dash_duo, Keys.SHIFT, Keys.TAB)
-        if script(dash_duo, "return document.activeElement.getAttribute('aria-labelledby')") == "temperature-value-label":
+        if script(dash_duo, LABELLED_BY) == "temperature-value-label":
             break
     press(dash_duo, Keys.ARROW_LEFT, Keys.ARROW_LEFT)
     wait_until(dash_duo, lambda: "temperature=0.9" in dash_duo.driver.current_url, message="temperature moved")

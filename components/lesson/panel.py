@@ -187,7 +187,9 @@ def register(app) -> None:
                     // Scroll only when the step changes, not when a slider moves within it.
                     // (at once for readers who asked for less motion).
                     const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
-                    if (step !== previous) { element.scrollIntoView({block: "start", behavior: still ? "auto" : "smooth"}); }
+                    if (step !== previous) {
+                        element.scrollIntoView({block: "start", behavior: still ? "auto" : "smooth"});
+                    }
                 } else if (tries++ < 40) { setTimeout(mark, 150); }
             };
             setTimeout(mark, 100);
