@@ -217,9 +217,10 @@
 
   function start() {
     repair(document);
-    // Classes and styles too: a chart that turns wide (figure_fit.js) or a tab that is shown may start to scroll.
+    // Classes too: a chart that turns wide (figure_fit.js) starts to scroll in its box. (Not styles: the
+    // generated text restyles every chip at every step.)
     new MutationObserver(schedule).observe(document.body, {childList: true, subtree: true, attributes: true,
-                                                           attributeFilter: ["class", "style"]});
+                                                           attributeFilter: ["class"]});
     window.addEventListener("resize", schedule);
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
