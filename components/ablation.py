@@ -13,7 +13,10 @@ from dash.exceptions import PreventUpdate
 
 from . import ids, state
 from .i18n import _, ngettext, number
-from .common import HIGHLIGHT, explanation, graph, message_figure, style
+from .common import KEYBOARD_FIGURE, explanation, graph, message_figure, style
+from .palette import OKABE_ITO, SEQUENTIAL, hex_colours
+
+BLUES = hex_colours(SEQUENTIAL)  # the picker: heads on light, heads off dark and marked "off"
 
 MAX_ABLATED = 64   # heads switched off at once (each change is one forward pass)
 TOP_N = 15
@@ -69,7 +72,8 @@ def picker_figure(selected: frozenset, n_layer: int, n_head: int) -> go.Figure:
     for l, h in selected:
         z[l, h] = 1
     fig = go.Figure(go.Heatmap(z=z, x=[str(h + 1) for h in range(n_head)], y=[str(l + 1) for l in range(n_layer)],
-                               colorscale=[[0, "#eef2f8"], [1, HIGHLIGHT]], zmin=0, zmax=1, showscale=False,
+                               colorscale=[[0, BLUES[0]], [1, BLUES[-1]]], zmin=0, zmax=1, showscale=False,
+                               text=np.where(z > 0, _("off"), ""), texttemplate="%{text}", textfont_color="white",
                                xgap=2, ygap=2, hovertemplate=_("block %{y}, head %{x}<br>click to switch "
                                                                "on/off<extra></extra>")))
     fig.update_xaxes(title=_("head"), type="category", side="top")
@@ -80,10 +84,11 @@ def picker_figure(selected: frozenset, n_layer: int, n_head: int) -> go.Figure:
 
 def comparison_figure(result: dict, texts: list[str]) -> go.Figure:
     fig = go.Figure()
-    fig.add_bar(x=texts, y=result["base"].astype(np.float32), name=_("intact model"), marker_color="#3b7dd8",
+    fig.add_bar(x=texts, y=result["base"].astype(np.float32), name=_("intact model"), marker_color=OKABE_ITO[0],
                 hovertemplate=_("%{x}<br>p = %{y:.4f}<extra></extra>"))
     fig.add_bar(x=texts, y=result["ablated"].astype(np.float32), name=_("with heads switched off"),
-                marker_color=HIGHLIGHT, hovertemplate=_("%{x}<br>p = %{y:.4f}<extra></extra>"))
+                marker=dict(color=OKABE_ITO[5], pattern_shape="/"),
+                hovertemplate=_("%{x}<br>p = %{y:.4f}<extra></extra>"))
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
     fig.update_xaxes(type="category", tickangle=-45)
     fig.update_yaxes(title=_("next-token probability"), tickformat=".3~g")  # 0.00015, never "150μ"
@@ -103,7 +108,7 @@ def section():
                   html.Button(_("Switch all heads back on"), id="ablation-clear", n_clicks=0,
                               className="player-button")],
                  className="gen-controls"),
-        graph("ablation-picker"),
+        graph("ablation-picker", className=KEYBOARD_FIGURE),
         html.Div(id="ablation-summary", className="output-summary", role="status"),
         graph("ablation-compare"),
         dcc.Store(id="ablation-heads", data=[]),

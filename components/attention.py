@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
-from . import ids, state
-from .common import (DIVERGING, GRAPH_CONFIG, HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, axis_labels, explanation,
-                     graph, message_figure, panels, style, thin_ticks, valid_index)
+from . import ids, palette, state
+from .common import (DIVERGING, GRAPH_CONFIG, HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, axis_labels,
+                     explanation, graph, message_figure, panels, style, thin_ticks, valid_index)
 from .heads import block_average
 from .i18n import N_, _, number, percent
 
@@ -24,8 +24,7 @@ HOVER_TERMS_MAX = 16   # up to this many queries and keys the pattern's hover li
 TOP_TERMS = 5          # q[d]·k[d] products listed per cell (the neuron view's "largest terms")
 OVERVIEW = 256         # the overview shows the whole pattern exactly up to this many tokens, else averaged bins
 FULL_WIDTH_ROWS = 16   # the concatenation is drawn at all 768 columns up to this many tokens, else column means
-HEAD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-               "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+HEAD_COLORS = palette.CATEGORICAL  # heads past the eighth repeat a colour with dashed lines
 HEADVIEW_HOVER = "headview-hover"  # dcc.Store: the output slot of the clientside callback that binds hover focus
 HINT = N_("Click a cell of the pattern (④) to see which of the dimensions of q and k made its score.")
 
@@ -306,6 +305,7 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
     buckets = ((0.0, 0.05), (0.05, 0.15), (0.15, 0.35), (0.35, 0.6), (0.6, 1.01))
     for head, pattern in patterns.items():
         color = HEAD_COLORS[head % len(HEAD_COLORS)]
+        dash = "solid" if head < len(HEAD_COLORS) else "dash"
         sub = np.asarray(pattern, dtype=np.float32)[np.ix_(r_arr, c_arr)]
         visible = (c_arr[None, :] <= r_arr[:, None]) & keep_r[:, None] & keep_c[None, :] & (sub >= min_weight)
         ii, jj = np.nonzero(visible)
@@ -320,10 +320,11 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                 for i, j in zip(ii[chosen], jj[chosen]):
                     xs += [0, 1, None]
                     ys += [-int(i), -int(j), None]
-                fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=0.5 + 5 * min(high, 1)),
+                fig.add_scatter(x=xs, y=ys, mode="lines",
+                                line=dict(color=color, width=0.5 + 5 * min(high, 1), dash=dash),
                                 opacity=min(1.0, 0.12 + 0.88 * min(high, 1)), hoverinfo="skip", showlegend=False)
         name = _("head {head}").format(head=head + 1) + (f" (L{layer}H{head})" if layer is not None else f" ({head})")
-        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4), name=name)
+        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4, dash=dash), name=name)
     for x, anchor, positions, code, role in ((0, "left", rows, 0, "query"), (1, "right", cols, 1, "key")):
         colours = [HIGHLIGHT if (focus == p and side == role) else "#333" for p in positions]
         fig.add_scatter(x=[x] * len(positions), y=[-n for n in range(len(positions))], mode="markers+text",
@@ -398,10 +399,10 @@ def section():
                 html.Label(_("First key"), htmlFor="attention-k-start"),
                 dcc.Input(id="attention-k-start", type="number", min=0, step=1, debounce=True, className="gen-n"),
             ], className="inline-control"),
-            graph("attention-overview"),
+            graph("attention-overview", className=KEYBOARD_FIGURE),
         ], id="attention-long", style={"display": "none"}),
         graph("attention-qkv"),
-        graph("attention-scores"),
+        graph("attention-scores", className=KEYBOARD_FIGURE),
         html.Div([html.Div(_(HINT), id="attention-cell", role="status"),
                   html.Div(dcc.Graph(id="attention-cell-terms", config=GRAPH_CONFIG), id="attention-cell-terms-wrap",
                            style={"display": "none"})], className="cell-inspector"),
@@ -429,7 +430,7 @@ def section():
                            options=[{"label": _("as query (what it reads)"), "value": "query"},
                                     {"label": _("as key (who reads it)"), "value": "key"}]),
         ], className="headview-controls"),
-        graph("attention-headview"),
+        graph("attention-headview", className=KEYBOARD_FIGURE),
         dcc.Store(id=HEADVIEW_HOVER),
     ]
 

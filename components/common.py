@@ -6,14 +6,17 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from . import palette
 from .i18n import _, number, separators
 
 FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
-# Diverging scale for signed values (activations, embeddings), sequential for probabilities.
-DIVERGING = "RdBu_r"
-SEQUENTIAL = "Blues"
-MASKED_COLOR = "#d9d9d9"  # attention cells a token may not look at (the causal mask)
+# Diverging scale for signed values (activations, embeddings), sequential for probabilities (components/palette.py).
+DIVERGING = palette.DIVERGING
+SEQUENTIAL = palette.SEQUENTIAL
+MASKED_COLOR = palette.MASKED  # attention cells a token may not look at (the causal mask)
 HIGHLIGHT = "#e4572e"
+# Class of a figure whose points do something when clicked: assets/a11y.js gives it a keyboard cursor.
+KEYBOARD_FIGURE = "keyboard-figure"
 
 # Plotly's toolbar: PNG download at 2x for projectors and slides; no logo.
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2},

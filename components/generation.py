@@ -54,6 +54,7 @@ SESSION = "gen-session"       # dcc.Store: a random id per page load; the engine
 JOB = "gen-job"               # dcc.Store {"job", "since", "params"} while a run is live, else None
 POLL = "gen-poll"             # dcc.Interval: polls the live job
 LIVE = "gen-live"             # one line: waiting / generating / step times and batch size
+ANNOUNCE = "gen-announce"     # read out by screen readers: the new text, a sentence (or ~2 s) at a time
 RENDERED = "gen-rendered"     # dcc.Store: changes when the whole record should be drawn again
 CACHE = "gen-cache"
 REPETITION, PRESENCE, FREQUENCY = "gen-repetition", "gen-presence", "gen-frequency"
@@ -88,7 +89,7 @@ CHANGE_COLOR = "#7b2cbf"
 CHIP_STYLE = {"display": "inline", "whiteSpace": "pre-wrap", "font": "inherit", "border": "none",
               "borderRadius": "3px", "padding": "1px 0", "margin": "0 1px 0 0", "background": "#ffe3b3",
               "cursor": "pointer", "color": "inherit", "boxShadow": "inset 0 -2px 0 #f4a259"}
-CURRENT_STYLE = {**CHIP_STYLE, "background": "#e4572e", "color": "white", "boxShadow": "none"}
+CURRENT_STYLE = {**CHIP_STYLE, "background": "#b93e1a", "color": "white", "boxShadow": "none"}
 HIDDEN_STYLE = {**CHIP_STYLE, "display": "none"}
 MARK_STYLE = {"display": "inline-block", "fontSize": "0.7em", "fontFamily": "system-ui, sans-serif",
               "color": "white", "background": CHANGE_COLOR, "borderRadius": "3px", "padding": "0 3px",
@@ -377,7 +378,9 @@ def steps_figure(steps: list[dict]) -> go.Figure:
                         subplot_titles=(_("Time per step (ms), and the batch it was measured in"),
                                         _("KV cache after each step")))
     fig.add_trace(go.Bar(x=x, y=np.asarray([s["ms"] for s in steps], dtype=np.float32), name=_("time per step"),
-                         marker_color=[PREFILL_COLOR] + [STEP_COLOR] * (len(steps) - 1), hovertext=texts,
+                         marker=dict(color=[PREFILL_COLOR] + [STEP_COLOR] * (len(steps) - 1),
+                                     pattern_shape=["/"] + [""] * (len(steps) - 1)),  # the prefill: hatched too
+                         hovertext=texts,
                          customdata=batch,
                          hovertemplate=_("step %{x}: %{hovertext}<br>%{y:.1f} ms, batch of "
                                          "%{customdata:.0f}<extra></extra>")), row=1, col=1)
@@ -761,7 +764,9 @@ def section():
                                          style={"width": "12em", "verticalAlign": "top"})], className="gen-setting"),
             ], className="gen-settings"),
         ], className="gen-more"),
-        html.Div(id=LIVE, className="gen-live", role="status", **{"aria-live": "polite"}),
+        # The step line changes at every poll: not read out. The text is, in phrases (ANNOUNCE_JS).
+        html.Div(id=LIVE, className="gen-live"),
+        html.Div(id=ANNOUNCE, className="visually-hidden", **{"aria-live": "polite", "aria-atomic": "true"}),
         html.Div(id=LIVE_NOTE, className="gen-live-note", role="status"),
         html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.Div([
@@ -769,13 +774,15 @@ def section():
             _button(_("❚❚ Pause"), PAUSE, _("Pause"), True),
             _button(_("+1 Step"), STEP, _("Reveal one more token"), True),
             _button(_("Show all"), SHOW_ALL, _("Reveal every token"), True),
-            html.Span(_("Speed (tokens per second)"), style={"marginInline": "1em 0.5em"}),
+            html.Span(_("Speed (tokens per second)"), id=SPEED + "-label", style={"marginInline": "1em 0.5em"}),
             html.Div(dcc.Slider(id=SPEED, min=1, max=20, step=1, value=4, marks={1: "1", 5: "5", 10: "10", 20: "20"},
-                                allow_direct_input=False), style={"display": "inline-block", "width": "220px",
-                                                                  "verticalAlign": "middle"}),
+                                allow_direct_input=False), className="gen-speed-slider",
+                     style={"display": "inline-block", "width": "220px", "verticalAlign": "middle"},
+                     **{"data-label-id": SPEED + "-label"}),
             html.Span(id=PROGRESS, className="gen-progress", style={"marginInlineStart": "1em"}),
             dcc.Store(id=PROGRESS_WORDS, data={"shown": _("{shown} / {total} tokens"),
                                                "step": _(" · every view shows step {step}")}),
+            html.Span(_("Reduced motion is on: Play shows one more token at a time."), className="reduced-motion-note"),
         ], className="gen-player"),
         html.Div([html.Span(id=PROMPT_TEXT, className="gen-prompt-text"), html.Span(id=TOKENS)], id=TEXT,
                  className="gen-text",
@@ -819,7 +826,12 @@ function(play, pause, step, all, ticks, generation, speed, player) {
     let playing = !!(player && player.playing);
     const rate = Math.min(20, Math.max(1, Number(speed) || 4));
     if (fired.includes("%(GENERATION)s") || live) { shown = total; playing = false; }
-    else if (fired.includes("%(PLAY)s")) { if (shown >= total) { shown = 0; } playing = total > 0; }
+    else if (fired.includes("%(PLAY)s")) {
+        if (shown >= total) { shown = 0; }
+        // Readers who asked for less motion: nothing moves by itself, Play shows one more token.
+        if (window.matchMedia("(prefers-reduced-motion: reduce)").matches) { shown = Math.min(total, shown + 1); }
+        else { playing = total > 0; }
+    }
     else if (fired.includes("%(PAUSE)s")) { playing = false; }
     else if (fired.includes("%(STEP)s")) { playing = false; shown = Math.min(total, shown + 1); }
     else if (fired.includes("%(ALL)s")) { playing = false; shown = total; }
@@ -862,6 +874,31 @@ function(player, chips, sequence, generation, words) {
 }
 """ % {"HIDDEN": json.dumps(HIDDEN_STYLE), "CURRENT": json.dumps(CURRENT_STYLE), "CHIP": json.dumps(CHIP_STYLE),
        "MARK": json.dumps(MARK_STYLE), "MARK_HIDDEN": json.dumps(MARK_HIDDEN_STYLE), "TEXT": TEXT}
+
+# What a screen reader says during a run: the new text in phrases, never token by token. A phrase is at least
+# ANNOUNCE_TOKENS tokens and ends at a sentence's end or after ANNOUNCE_MS (a slow machine's tokens still come in
+# groups); the rest is read when the run ends. A run opened from a file or a link is not read out (it is on the
+# page). A new run starts again from its first token.
+ANNOUNCE_MS, ANNOUNCE_TOKENS = 2000, 3
+ANNOUNCE_JS = """
+function(generation) {
+    const none = window.dash_clientside.no_update;
+    if (!generation || !Array.isArray(generation.steps)) { return none; }
+    const said = window.__generationSaid || (window.__generationSaid = {steps: 0, at: 0, live: false});
+    const steps = generation.steps, live = !!generation.live;
+    if (steps.length < said.steps || (live && !said.live)) { said.steps = 0; said.at = Date.now(); }
+    const wasLive = said.live;
+    said.live = live;
+    if (!live && !wasLive) { said.steps = steps.length; return none; }
+    const fresh = steps.slice(said.steps);
+    const words = fresh.map(s => String(s.chip || "").replace(/\\u21b5/g, "")).join("");
+    const ended = /[.!?;:\\n]/.test(words) || Date.now() - said.at >= %(MS)d;
+    if (!words.trim() || (live && !(ended && fresh.length >= %(TOKENS)d))) { return none; }
+    said.steps = steps.length;
+    said.at = Date.now();
+    return words.trim();
+}
+""" % {"MS": ANNOUNCE_MS, "TOKENS": ANNOUNCE_TOKENS}
 
 # The controls a live run reads; the global sliders live in the page skeleton.
 STEERING = [Input(ids.TEMPERATURE, "value"), Input(ids.TOP_K, "value"), Input(ids.TOP_P, "value"),
@@ -921,6 +958,7 @@ def register(app) -> None:
         Input(INTERVAL, "n_intervals"), Input(ids.GENERATION, "data"), Input(SPEED, "value"),
         State(PLAYER, "data"),
     )
+    app.clientside_callback(ANNOUNCE_JS, Output(ANNOUNCE, "children"), Input(ids.GENERATION, "data"))
     app.clientside_callback(
         REVEAL_JS,
         Output({"type": CHIP, "index": ALL}, "style"), Output({"type": MARK, "index": ALL}, "style"),

@@ -11,9 +11,9 @@ from dash.dash_table import FormatTemplate
 from dash.dash_table.Format import Format, Scheme
 from dash.exceptions import PreventUpdate
 
-from . import ids, state
+from . import ids, palette, state
 from .i18n import N_, _
-from .common import HIGHLIGHT, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
+from .common import HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
 CELL_TEXT_MAX = 64  # heads in the statistic map with their values written in the cells
 CELL = 32  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
@@ -29,7 +29,7 @@ STAT_FORMATS = {"entropy": ".2f", "first": ".1%", "previous": ".1%", "self": ".1
 ATTN_MAX, MASKED, GAP = 250, 253, 255
 GRID_COLORSCALE = [[0.0, "#f7fbff"], [0.3 * ATTN_MAX / 255, "#c6dbef"], [0.6 * ATTN_MAX / 255, "#4292c6"],
                    [ATTN_MAX / 255, "#08306b"], [251 / 255, MASKED_COLOR], [254 / 255, MASKED_COLOR],
-                   [254 / 255, "#ffffff"], [1.0, "#ffffff"]]
+                   [254 / 255, palette.GAP], [1.0, palette.GAP]]
 
 
 def head_statistics(pattern: np.ndarray) -> dict[str, np.ndarray]:
@@ -219,14 +219,14 @@ def section():
             r"A^{(\ell,h)} = \mathrm{softmax}\!\left(\frac{Q^{(\ell,h)} K^{(\ell,h)\top}}{\sqrt{d_k}} + M\right),"
             r"\quad H^{(\ell,h)} = \frac{1}{T}\sum_{i=0}^{T-1} \Big(-\sum_{j \le i} A_{ij} \log_2 A_{ij}\Big)"),
         html.Div([
-            html.Div(graph("heads-grid"), style={"flex": "1 1 560px", "minWidth": "0"}),
+            html.Div(graph("heads-grid", className=KEYBOARD_FIGURE), style={"flex": "1 1 560px", "minWidth": "0"}),
             html.Div([
                 html.Div([html.Label(_("Statistic"), htmlFor="heads-statistic"),
                           dcc.Dropdown(id="heads-statistic", value="previous", clearable=False,
                                        options=[{"label": _(v), "value": k} for k, v in STATISTICS.items()])],
                          className="inline-control"),
                 explanation(stat_text),
-                graph("heads-statistic-map"),
+                graph("heads-statistic-map", className=KEYBOARD_FIGURE),
             ], style={"flex": "1 1 420px", "minWidth": "0"}),
         ], style={"display": "flex", "flexWrap": "wrap", "gap": "12px"}),
         html.H4(_("Every head, sortable (click a column title to sort, a row to open the head)")),

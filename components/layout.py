@@ -55,8 +55,10 @@ def _slider(id_, low, high, step, value, marks):
 
 
 def _control(label, label_id, component):
-    return html.Div([html.Label([label, " ", html.Span(id=label_id, className="control-value")]), component],
-                    className="control")
+    """A slider under its label; the label (with the value beside it) names the slider (assets/a11y.js)."""
+    return html.Div([html.Label([label, " ", html.Span(id=label_id, className="control-value")],
+                                id=label_id + "-label"), component],
+                    className="control", **{"data-label-id": label_id + "-label"})
 
 
 def _numbered(n: int) -> list[dict]:
@@ -144,9 +146,31 @@ def page() -> html.Div:
             for value, label, module in VIEWS]),
         dcc.Store(id=LANGUAGE_SET),
         dcc.Store(id=SLIDER_WORDS, data={"greedy": _("0 (greedy)"), "off": _("off"), "p_off": _("1 (off)")}),
-        html.Footer([_("GPT-2 small: 124M parameters, 12 blocks of 12 heads. Built with PyTorch, Dash and Plotly.")],
-                    className="footer"),
+        html.Footer([_("GPT-2 small: 124M parameters, 12 blocks of 12 heads. Built with PyTorch, Dash and Plotly."),
+                     keyboard_help()], className="footer"),
+        # Texts the browser-side repairs give to Dash's and Plotly's own parts (assets/a11y.js), and where the
+        # keyboard cursor of a figure reads out the point it is on.
+        html.Div(id="a11y-text", hidden=True, **{"data-first-page": _("First page"),
+                                                 "data-previous-page": _("Previous page"),
+                                                 "data-next-page": _("Next page"), "data-last-page": _("Last page")}),
+        html.Div(id="figure-cursor", className="visually-hidden", role="status", **{"aria-live": "polite"}),
     ], id="page", className="page")
+
+
+def keyboard_help() -> html.Details:
+    """The page's keys, listed where everyone can find them."""
+    keys = [(_("Enter"), _("in the prompt runs it; Shift+Enter adds a new line.")),
+            (_("Tab"), _("moves through the controls in reading order; Shift+Tab goes back.")),
+            (_("← → Home End"), _("on the tabs move between them; Enter or Space opens one.")),
+            (_("Arrow keys"), _("on a slider change its value; on a dropdown open it and choose.")),
+            (_("Arrow keys, Enter"), _("on a chart you can click (all heads, head ablation, attention scores, the "
+                                       "head view) move a cursor over its cells and read them out; Enter or Space "
+                                       "clicks the cell, Escape leaves."))]
+    return html.Details([
+        html.Summary(_("Keyboard")),
+        html.Ul([html.Li([html.Kbd(key), " ", what], **({"id": "keys-figure"} if i == len(keys) - 1 else {}))
+                 for i, (key, what) in enumerate(keys)]),
+    ], className="keyboard-help")
 
 
 def _holds(component, id_) -> bool:

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from . import ids, state
 from .i18n import _, number
+from .palette import OKABE_ITO
 from .common import SEQUENTIAL, axis_labels, explanation, graph, message_figure, register_token_choices, rows_height, \
     style, thin_ticks, token_window, valid_index, window_note
 
@@ -47,8 +48,9 @@ def writes_figure(trace, position: int, label: str) -> go.Figure:
     attn = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_attn_out"][position].numpy()) for l in range(L)])
     mlp = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_mlp_out"][position].numpy()) for l in range(L)])
     fig = go.Figure()
-    fig.add_bar(x=blocks, y=attn.astype(np.float32), name=_("‖attention output‖"), marker_color="#3b7dd8")
-    fig.add_bar(x=blocks, y=mlp.astype(np.float32), name=_("‖MLP output‖"), marker_color="#e4572e")
+    fig.add_bar(x=blocks, y=attn.astype(np.float32), name=_("‖attention output‖"), marker_color=OKABE_ITO[0])
+    fig.add_bar(x=blocks, y=mlp.astype(np.float32), name=_("‖MLP output‖"),
+                marker=dict(color=OKABE_ITO[5], pattern_shape="/"))
     fig.update_layout(barmode="group", legend=dict(orientation="h", y=1.12))
     fig.update_xaxes(title=_("block"), type="category")
     return style(fig, _("What each block writes into the stream of {label}").format(label=label), height=320)

@@ -1,7 +1,7 @@
 """A live class in two headless Chromiums on a tiny random GPT-2: the teacher opens the lesson and starts a class;
 a student joins with the code and follows; the teacher moves through three steps; the student answers a predict
 step, the teacher sees the count and reveals it (the class's answers beside the model's); the student explores on
-their own while the teacher moves on, then follows again."""
+their own while the teacher moves on, then follows again; following never moves the student's keyboard focus."""
 import pytest
 from selenium.webdriver.common.keys import Keys
 
@@ -74,10 +74,13 @@ def test_teacher_and_student(dash_duo, second_browser, tiny_model, class_store):
     wait_until(teacher, lambda: teacher.find_elements(f"#{L.ANSWER} .lesson-class-figure .js-plotly-plot"))
     wait_until(student, lambda: "answer" in text(student, f"#{L.ANSWER}").lower()
                and student.find_elements(f"#{L.ANSWER} .lesson-class-figure"), message="the student sees the reveal")
+    # Following never moves the student's keyboard focus (here on their Explore button).
+    student.driver.execute_script("document.getElementById(arguments[0]).focus();", L.FOLLOW)
     for n in (3, 4):
         click(teacher, f"#{L.NEXT}")
         wait_until(teacher, lambda: f"Step {n} of {total}" in step_of(teacher))
         wait_until(student, lambda: f"Step {n} of {total}" in step_of(student), message=f"the student follows {n}")
+        assert student.driver.execute_script("return document.activeElement.id") == L.FOLLOW
     assert "view=embeddings" in student.driver.current_url and f"class={code}" in student.driver.current_url
 
     # Exploring on their own: the teacher moves on, the student stays; following again catches up.

@@ -187,7 +187,11 @@ def register(app) -> None:
                 if (element) {
                     element.classList.add("lesson-highlight");
                     // Scroll only when the step changes, not when a slider moves within it.
-                    if (step !== previous) { element.scrollIntoView({block: "start", behavior: "smooth"}); }
+                    // (at once for readers who asked for less motion).
+                    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+                    if (step !== previous) {
+                        element.scrollIntoView({block: "start", behavior: still ? "auto" : "smooth"});
+                    }
                 } else if (tries++ < 40) { setTimeout(mark, 150); }
             };
             setTimeout(mark, 100);
