@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 from model_runtime.beam import MAX_BEAMS
 
 from .. import common, generation, ids, state
-from ..i18n import _
+from ..i18n import _, number
 from ..output import checked_int
 from . import solo
 
@@ -143,7 +143,7 @@ def hypotheses_table(rows: list[dict]) -> html.Table:
     head = html.Tr([html.Th(t) for t in (_("search"), _("text"), _("tokens"), _("sum of log p"),
                                          _("score (length-normalised)"), _("ended by"))])
     body = [html.Tr([html.Td(r["search"]), html.Td(r["text"], className="beam-text"), html.Td(len(r["token_ids"])),
-                     html.Td(f"{r['logprob']:.3f}"), html.Td(f"{r['score']:.3f}"),
+                     html.Td(number(r["logprob"], 3)), html.Td(number(r["score"], 3)),
                      html.Td(ended.get(r["ended_by"], r["ended_by"]))]) for r in rows]
     return html.Table([html.Thead(head), html.Tbody(body)], className="numbers-table")
 
@@ -152,11 +152,11 @@ def summary_line(result: dict, greedy: dict | None) -> str:
     best = result["hypotheses"][0] if result["hypotheses"] else None
     if best is None:
         return ""
-    line = _("{n} beams, {steps} steps in {seconds:.2f} s: the best text has log-probability {logprob:.3f}").format(
-        n=result["settings"]["num_beams"], steps=len(result["steps"]), seconds=result["seconds"],
-        logprob=best["logprob"])
+    line = _("{n} beams, {steps} steps in {seconds} s: the best text has log-probability {logprob}").format(
+        n=result["settings"]["num_beams"], steps=len(result["steps"]), seconds=number(result["seconds"], 2),
+        logprob=number(best["logprob"], 3))
     if greedy is not None and greedy["hypotheses"]:
-        line += _(", greedy search's {logprob:.3f}.").format(logprob=greedy["hypotheses"][0]["logprob"])
+        line += _(", greedy search's {logprob}.").format(logprob=number(greedy["hypotheses"][0]["logprob"], 3))
     return line
 
 

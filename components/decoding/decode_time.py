@@ -16,7 +16,7 @@ from dash import Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from .. import common, generation, ids, state
-from ..i18n import _
+from ..i18n import _, number
 
 FIGURE, CARDS = "decode-time-figure", "decode-time-cards"
 COPY_MB = 64   # per tensor: well beyond the CPU's caches, so the copy streams from memory
@@ -139,8 +139,8 @@ def costs_figure(costs: list[dict], rates: dict) -> go.Figure:
     return common.clear_of_toolbar(common.style(fig, height=540))
 
 
-def _f(value, pattern: str) -> str:
-    return "—" if value is None else pattern.format(value)
+def _f(value, unit: str = "") -> str:
+    return "—" if value is None else number(value, 1) + unit
 
 
 def cards(metrics: dict, rates: dict, costs: list[dict]) -> html.Div:
@@ -149,20 +149,21 @@ def cards(metrics: dict, rates: dict, costs: list[dict]) -> html.Div:
     decode, ridge = costs[1:], rates["flops"] / rates["bandwidth"]
     bound = (sum(c["memory_ms"] for c in decode) / sum(c["ms"] for c in decode)) if decode else None
     return html.Div([
-        common.stats([(_("TTFT (time to first token)"), _f(metrics["ttft_ms"], "{:,.1f} ms")),
-                      (_("TPOT (time per output token)"), _f(metrics["tpot_ms"], "{:,.1f} ms")),
-                      (_("this run's tokens/s"), _f(metrics["tokens_per_s"], "{:,.1f}")),
-                      (_("tokens/s for the whole batch"), _f(metrics["batch_tokens_per_s"], "{:,.1f}")),
-                      (_("memory bandwidth (measured)"), "{:,.1f} GB/s".format(rates["bandwidth"] / 1e9)),
-                      (_("float32 matrix-product rate (measured)"), "{:,.1f} GFLOP/s".format(rates["flops"] / 1e9))]),
-        html.P(_("Decode steps took {times:.1f}× their memory floor (the time to read their bytes at the measured "
+        common.stats([(_("TTFT (time to first token)"), _f(metrics["ttft_ms"], " ms")),
+                      (_("TPOT (time per output token)"), _f(metrics["tpot_ms"], " ms")),
+                      (_("this run's tokens/s"), _f(metrics["tokens_per_s"])),
+                      (_("tokens/s for the whole batch"), _f(metrics["batch_tokens_per_s"])),
+                      (_("memory bandwidth (measured)"), _f(rates["bandwidth"] / 1e9, " GB/s")),
+                      (_("float32 matrix-product rate (measured)"), _f(rates["flops"] / 1e9, " GFLOP/s"))]),
+        html.P(_("Decode steps took {times}× their memory floor (the time to read their bytes at the measured "
                  "bandwidth; the rest is sampling, Python and arithmetic not hidden behind the reads) and did "
-                 "{decode:.2f} FLOPs per byte; the prefill of {tokens} tokens did {intensity:.1f} FLOPs per byte, "
-                 "against a ridge point of {ridge:.1f}: from about {threshold:,.0f} prompt tokens on, a prefill is "
+                 "{decode} FLOPs per byte; the prefill of {tokens} tokens did {intensity} FLOPs per byte, "
+                 "against a ridge point of {ridge}: from about {threshold} prompt tokens on, a prefill is "
                  "arithmetic-bound here.").format(
-            times=1 / bound if bound else float("nan"), decode=decode[-1]["intensity"] if decode else float("nan"),
-            tokens=costs[0]["tokens"], intensity=costs[0]["intensity"], ridge=ridge,
-            threshold=math.ceil(ridge * costs[0]["tokens"] / costs[0]["intensity"])),
+            times=number(1 / bound, 1) if bound else "—", decode=number(decode[-1]["intensity"], 2) if decode else "—",
+            tokens=number(costs[0]["tokens"]),
+            intensity=number(costs[0]["intensity"], 1), ridge=number(ridge, 1),
+            threshold=number(math.ceil(ridge * costs[0]["tokens"] / costs[0]["intensity"]))),
             className="hint"),
     ])
 

@@ -16,7 +16,7 @@ from dash.exceptions import PreventUpdate
 from model_runtime.speculative import MAX_K
 
 from .. import common, generation, ids, state
-from ..i18n import _
+from ..i18n import _, number, percent
 from ..output import checked_int, checked_params
 from . import solo
 
@@ -111,27 +111,28 @@ def speed_summary(timings: dict, plain_seconds: float, plain_tokens: int) -> dic
             "plain_ms_per_token": 1000 * plain_seconds / plain_tokens if plain_tokens else None}
 
 
-def _f(value, pattern="{:.2f}") -> str:
-    return "—" if value is None else pattern.format(value)
+def _f(value, decimals: int = 2, unit: str = "") -> str:
+    return "—" if value is None else number(value, decimals) + unit
 
 
 def summary_cards(s: dict) -> html.Div:
-    return common.stats([(_("acceptance rate"), _f(s["acceptance_rate"], "{:.0%}")),
+    rate = s["acceptance_rate"]
+    return common.stats([(_("acceptance rate"), "—" if rate is None else percent(rate)),
                          (_("tokens per round"), _f(s["tokens_per_round"])),
-                         (_("speculative tokens/s"), _f(s["speculative_tokens_per_s"], "{:.1f}")),
-                         (_("plain decoding tokens/s"), _f(s["plain_tokens_per_s"], "{:.1f}")),
-                         (_("measured speed-up"), _f(s["speedup"], "{:.2f}×"))])
+                         (_("speculative tokens/s"), _f(s["speculative_tokens_per_s"], 1)),
+                         (_("plain decoding tokens/s"), _f(s["plain_tokens_per_s"], 1)),
+                         (_("measured speed-up"), _f(s["speedup"], 2, "×"))])
 
 
 def why_text(s: dict, k: int, draft_pretrained: bool) -> str:
     """Why the speed-up is what it is, from this run's own timings."""
     plain = s["plain_ms_per_token"] or float("nan")
-    parts = [_("Each round, the draft's {k} steps took {draft:.0f} ms ({draft_x:.1f}× a plain step of {plain:.0f} "
-               "ms), the target's check of k + 1 positions {target:.0f} ms ({target_x:.1f}× a plain step), and the "
-               "round added {tokens:.2f} tokens.").format(
-        k=k, draft=s["draft_ms_per_round"], draft_x=s["draft_ms_per_round"] / plain, plain=plain,
-        target=s["target_ms_per_round"], target_x=s["target_ms_per_round"] / plain,
-        tokens=s["tokens_per_round"] or 0)]
+    parts = [_("Each round, the draft's {k} steps took {draft} ms ({draft_x}× a plain step of {plain} "
+               "ms), the target's check of k + 1 positions {target} ms ({target_x}× a plain step), and the "
+               "round added {tokens} tokens.").format(
+        k=k, draft=number(s["draft_ms_per_round"], 0), draft_x=number(s["draft_ms_per_round"] / plain, 1),
+        plain=number(plain, 0), target=number(s["target_ms_per_round"], 0),
+        target_x=number(s["target_ms_per_round"] / plain, 1), tokens=number(s["tokens_per_round"] or 0, 2))]
     parts.append(_("It pays only when a round costs less than the plain steps it replaces. A draft such as "
                    "distilgpt2 (6 blocks instead of 12) still reads GPT-2's 38.6M-parameter embedding matrix at "
                    "every step (it is the output layer too), so a draft step costs well over half a target step; "
@@ -184,8 +185,9 @@ def speculate(n_clicks, sequence, prompt, k, n_tokens, temperature, top_k, top_p
     note = "" if draft_model.pretrained else _(
         "The draft ({name}) is an untrained stand-in: its weights are not in the hub cache on this server "
         "(`python -m model_runtime.download {name}` fetches them).").format(name=DRAFT_SOURCE)
-    why = _("The draft ({name}, {mb:,.0f} MB of weights) was loaded once on this server and is kept. ").format(
-        name=DRAFT_SOURCE, mb=draft_model.weight_bytes() / 1e6) + why_text(summary, k, draft_model.pretrained)
+    why = _("The draft ({name}, {mb} MB of weights) was loaded once on this server and is kept. ").format(
+        name=DRAFT_SOURCE, mb=number(draft_model.weight_bytes() / 1e6, 0))
+    why += why_text(summary, k, draft_model.pretrained)
     return (note, summary_cards(summary),
             rounds_figure(round_cells([r.to_dict() for r in spec.rounds], texts), k), why)
 

@@ -15,7 +15,7 @@ from flask import has_app_context
 from model_runtime.quantize import compare_dtypes, converted
 
 from .. import common, ids, state
-from ..i18n import _
+from ..i18n import _, number
 from . import solo
 
 RUN, MESSAGE, MEMORY = "weights-run", "weights-message", "weights-memory"
@@ -68,9 +68,9 @@ def table(rows: list[dict], texts: dict[int, str]) -> html.Table:
                                          _("× float32"), _("largest |Δlogit|"), _("top-10 shared"),
                                          _("same order"), _("top-10 next tokens"))])
     yes, no = _("yes"), _("no")
-    body = [html.Tr([html.Td(r["dtype"]), html.Td(f"{r['weight_bytes'] / 1e6:,.1f} MB"),
-                     html.Td(f"{r['weight_ratio']:.2f}"), html.Td(f"{r['decode_tokens_per_s']:,.1f}"),
-                     html.Td(f"{r['speedup']:.2f}"), html.Td(f"{r['max_abs_dlogit']:.4f}"),
+    body = [html.Tr([html.Td(r["dtype"]), html.Td(number(r["weight_bytes"] / 1e6, 1) + " MB"),
+                     html.Td(number(r["weight_ratio"], 2)), html.Td(number(r["decode_tokens_per_s"], 1)),
+                     html.Td(number(r["speedup"], 2)), html.Td(number(r["max_abs_dlogit"], 4)),
                      html.Td(f"{r['top10_overlap']} / 10"), html.Td(yes if r["top10_same_order"] else no),
                      html.Td(" · ".join(texts[t] for t in r["top10"]), className="beam-text")]) for r in rows]
     return html.Table([html.Thead(head), html.Tbody(body)], className="numbers-table")
@@ -79,8 +79,8 @@ def table(rows: list[dict], texts: dict[int, str]) -> html.Table:
 def memory_line(rows: list[dict], prompt_tokens: int, trimmed: bool) -> str:
     extra = sum(r["weight_bytes"] for r in rows if r["dtype"] != "float32")
     line = _("The bfloat16 and int8 copies were built once on this server and are kept for the next comparison: "
-             "{mb:,.0f} MB of memory beside the float32 model. Measured on {n} prompt tokens.").format(
-        mb=extra / 1e6, n=prompt_tokens)
+             "{mb} MB of memory beside the float32 model. Measured on {n} prompt tokens.").format(
+        mb=number(extra / 1e6, 0), n=number(prompt_tokens))
     if trimmed:
         line += " " + _("(The last {n} tokens of the prompt: the comparison traces it three times.)").format(
             n=MAX_TOKENS)
