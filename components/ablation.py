@@ -11,8 +11,12 @@ import torch
 from dash import Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
+from . import figure_text as words
 from . import ids, state
-from .common import HIGHLIGHT, explanation, graph, message_figure, style
+from .common import HIGHLIGHT, explanation, message_figure, style
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
+from .i18n import _
 
 MAX_ABLATED = 64   # heads switched off at once (each change is one forward pass)
 TOP_N = 15
@@ -101,14 +105,16 @@ def section():
                               className="player-button"),
                   html.Button("Switch all heads back on", id="ablation-clear", n_clicks=0, className="player-button")],
                  className="gen-controls"),
-        graph("ablation-picker"),
+        accessible_graph("ablation-picker", _("Heads switched off")),
         html.Div(id="ablation-summary", className="output-summary", role="status"),
-        graph("ablation-compare"),
+        accessible_graph("ablation-compare", _("Next-token probabilities, intact and ablated")),
         dcc.Store(id="ablation-heads", data=[]),
     ]
 
 
 def register(app) -> None:
+    register_figures(app, "ablation-picker", "ablation-compare")
+
     @app.callback(Output("ablation-picker", "figure"), Output("ablation-compare", "figure"),
                   Output("ablation-summary", "children"), Output("ablation-heads", "data"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("ablation-picker", "clickData"),
@@ -133,7 +139,7 @@ def register(app) -> None:
             selected = set()
         selected = parse_heads([list(c) for c in selected], cfg.n_layer, cfg.n_head)
         stored = [list(c) for c in sorted(selected)]
-        picker = picker_figure(selected, cfg.n_layer, cfg.n_head)
+        picker = words.attach(picker_figure(selected, cfg.n_layer, cfg.n_head), words.picker_text(selected))
         if not selected:
             return picker, message_figure("Click heads in the grid above to switch them off."), \
                 "All heads are on.", stored
@@ -148,4 +154,5 @@ def register(app) -> None:
                    f"{' (changed)' if changed else ' (unchanged)'}. Rose most: "
                    + ", ".join(tok.token(i).text for i in result["up"]) + ". Fell most: "
                    + ", ".join(tok.token(i).text for i in result["down"]) + ".")
-        return picker, comparison_figure(result, texts), summary, stored
+        comparison = words.attach(comparison_figure(result, texts), words.comparison_text(result, texts, len(selected)))
+        return picker, comparison, summary, stored

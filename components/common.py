@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from dash import dcc, html
 
+from .figure_text import attach
+
 FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 # Diverging scale for signed values (activations, embeddings), sequential for probabilities.
 DIVERGING = "RdBu_r"
@@ -117,7 +119,7 @@ def message_figure(text: str) -> go.Figure:
                        xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return style(fig, height=220)
+    return attach(style(fig, height=220), text)
 
 
 def graph(graph_id: str, **kwargs) -> dcc.Graph:
