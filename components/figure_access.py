@@ -38,30 +38,41 @@ def download_id(graph_id: str) -> str:
     return graph_id + "-download"
 
 
-def accessible_graph(graph_id: str, name: str, **kwargs) -> html.Div:
-    """The chart `graph_id` in a figure box named `name`, its text alternative under it (visually hidden in
-    projector mode, still read by screen readers) and a CSV button whose accessible name says which figure."""
+def figure_box(content, figure_id: str, name: str) -> html.Div:
+    """`content` (a chart, or the token chips) in a figure box named `name`, its text alternative under it
+    (visually hidden in projector mode, still read by screen readers) and a CSV button whose accessible name
+    says which figure. Ids: `text_id`, `csv_id` and `download_id` of `figure_id`."""
     return html.Div([
-        graph(graph_id, **kwargs),
+        content,
         html.Div([
-            html.P(id=text_id(graph_id), className="figure-text"),
-            html.Button(_("CSV"), id=csv_id(graph_id), n_clicks=0, className="csv-button",
+            html.P(id=text_id(figure_id), className="figure-text"),
+            html.Button(_("CSV"), id=csv_id(figure_id), n_clicks=0, className="csv-button",
                         title=_("Download the numbers of this figure as CSV"),
                         **{"aria-label": _("Download the numbers of {figure} as CSV").format(figure=name)}),
-            dcc.Download(id=download_id(graph_id)),
+            dcc.Download(id=download_id(figure_id)),
         ], className="figure-access"),
-    ], role="figure", className="figure-box", **{"aria-label": name, "aria-describedby": text_id(graph_id)})
+    ], role="figure", className="figure-box", **{"aria-label": name, "aria-describedby": text_id(figure_id)})
 
 
-def file_name(graph_id: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", graph_id.lower()) + ".csv"
+def accessible_graph(graph_id: str, name: str, **kwargs) -> html.Div:
+    """The chart `graph_id` (a dcc.Graph with the shared toolbar) in its figure box."""
+    return figure_box(graph(graph_id, **kwargs), graph_id, name)
+
+
+def file_name(figure_id: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", figure_id.lower()) + ".csv"
+
+
+def send_csv(text: str, figure_id: str) -> dict:
+    """dcc.Download's data for a figure's CSV text."""
+    return dcc.send_string(text, file_name(figure_id), type="text/csv")
 
 
 def csv_download(figure, graph_id: str) -> dict:
     """dcc.Download's data for the figure on screen (nothing to download before a figure is drawn)."""
     if not isinstance(figure, dict) or not figure.get("data"):
         raise PreventUpdate
-    return dcc.send_string(figure_csv(figure), file_name(graph_id), type="text/csv")
+    return send_csv(figure_csv(figure), graph_id)
 
 
 def register(app, *graph_ids: str) -> None:

@@ -59,6 +59,20 @@ def _finite_range(matrix) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Tokens
+
+def tokens_text(tokens: Sequence, start: int, stop: int, listed: int = 20) -> str:
+    """The token chips of positions start..stop-1 (Tokens: .text, .id), the first `listed` of them named."""
+    named = [_("{token} (id {id})").format(token=_("“{token}”").format(token=t.text), id=t.id)
+             for t in tokens[start:min(stop, start + listed)]]
+    text = _("Tokens {first}–{last} of {n} (␣ marks a space): {tokens}").format(
+        first=number(start, ",d"), last=number(stop - 1, ",d"), n=number(len(tokens), ",d"), tokens=join(named))
+    if stop - start > listed:
+        text += _("; and {more} more (the CSV lists them all)").format(more=number(stop - start - listed, ",d"))
+    return text + "."
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Embeddings
 
 def embedding_text(parts: dict[str, np.ndarray], labels: list[str], total: int | None = None) -> str:

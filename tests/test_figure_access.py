@@ -15,7 +15,6 @@ from components import attention, embeddings, heads, ids, layout, residual
 from components.common import axis_labels
 from components.figure_csv import figure_csv, figure_tables, values
 from components.figure_text import text_of
-from components.views import VIEWS
 
 PROMPT = "Data visualization empowers users to"
 
@@ -255,15 +254,28 @@ def _walk(component):
 def test_every_chart_is_a_named_figure_with_its_text_and_csv_button(tiny_model):
     app = create_app(runtime=tiny_model)
     page = list(_walk(layout.page()))
-    graphs = [c.id for c in page if type(c).__name__ == "Graph"]
+    graphs = {c.id for c in page if type(c).__name__ == "Graph"}
     assert len(graphs) >= 20
-    boxes = {c.children[0].children.id: c for c in page if getattr(c, "role", None) == "figure"}
-    assert set(boxes) == set(graphs)
-    outputs = set(app.callback_map)
-    for graph_id, box in boxes.items():
-        describedby = getattr(box, "aria-describedby")
-        assert describedby == f"{graph_id}-text" and getattr(box, "aria-label")
-        button = next(c for c in _walk(box) if getattr(c, "id", None) == f"{graph_id}-csv")
+    boxes = {getattr(c, "aria-describedby")[:-len("-text")]: c for c in page if getattr(c, "role", None) == "figure"}
+    assert set(boxes) == graphs | {"token-chips"}
+    outputs = " ".join(app.callback_map)
+    for figure_id, box in boxes.items():
+        assert getattr(box, "aria-label") and any(getattr(c, "id", None) == figure_id for c in _walk(box))
+        assert any(getattr(c, "id", None) == f"{figure_id}-text" for c in _walk(box))
+        button = next(c for c in _walk(box) if getattr(c, "id", None) == f"{figure_id}-csv")
         assert getattr(button, "aria-label") == f"Download the numbers of {getattr(box, 'aria-label')} as CSV"
-        assert f"{graph_id}-text.children" in outputs and f"{graph_id}-download.data" in outputs
-    assert {v for v, _, _ in VIEWS} >= {"attention", "generation"}
+        assert f"{figure_id}-text.children" in outputs and f"{figure_id}-download.data" in outputs
+
+
+def test_tokens_are_described_and_listed_in_their_csv(client, tiny_model, seq):
+    r = client.call("token-chips.children", {f"{ids.SEQUENCE}.data": seq, f"{ids.VIEW}.value": "tokens",
+                                             "token-page.value": 0})
+    tokens = tiny_model.tokenizer.tokens(seq["ids"])
+    named = "; ".join(f"“{t.text}” (id {t.id})" for t in tokens)
+    assert r.value("token-chips-text", "children") == f"Tokens 0–5 of 6 (␣ marks a space): {named}."
+    sent = client.call("token-chips-download.data", {"token-chips-csv.n_clicks": 1},
+                       state={f"{ids.SEQUENCE}.data": {**seq, "n_prompt": 4}}).value("token-chips-download", "data")
+    rows = parse(sent["content"])
+    assert rows[0] == ["position", "id", "token", "bytes", "generated"] and len(rows) == 7
+    assert rows[2] == ["1", str(tokens[1].id), tokens[1].text, " ".join(f"{b:02X}" for b in tokens[1].bytes), "False"]
+    assert rows[6][4] == "True" and sent["filename"] == "tokens.csv"
