@@ -388,3 +388,17 @@ def steps_text(steps: list[dict]) -> str:
     last = steps[-1]
     return text + " " + _("The KV cache ends at {positions} positions ({mb} MB).").format(
         positions=number(int(last.get("cache_len", 0)), ",d"), mb=number(last.get("cache_bytes", 0) / 1e6, ".2f"))
+
+
+def class_answers_text(question: dict, counts: list[int]) -> str:
+    """The lesson's class-answers chart: how many chose each answer, the model's value for each, the right one."""
+    choices = question["choices"]
+    counts = list(counts[:len(choices)]) + [0] * (len(choices) - len(counts))
+    total = sum(counts)
+    answers = [_("“{choice}” {n} ({share})").format(choice=c, n=n, share=number(n / total if total else 0, ".0%"))
+               for c, n in zip(choices, counts)]
+    model = [_("“{choice}” {value}").format(choice=c, value=number(float(v), ".3g"))
+             for c, v in zip(choices, question["model_values"])]
+    return _("The class ({total}): {answers}. Beside it, {label}: {model}. The model's answer: “{answer}”.").format(
+        total=ngettext("{n} answer", "{n} answers", total).format(n=total), answers=join(answers), label=question["model_label"], model=join(model),
+        answer=choices[question["answer"]])

@@ -279,3 +279,17 @@ def test_tokens_are_described_and_listed_in_their_csv(client, tiny_model, seq):
     assert rows[0] == ["position", "id", "token", "bytes", "generated"] and len(rows) == 7
     assert rows[2] == ["1", str(tokens[1].id), tokens[1].text, " ".join(f"{b:02X}" for b in tokens[1].bytes), "False"]
     assert rows[6][4] == "True" and sent["filename"] == "tokens.csv"
+
+
+def test_the_class_answers_chart_is_described_in_the_lesson_panel():
+    from components import figure_text
+    from components.lesson import panel
+    question = {"choices": ["cat", "dog", "car"], "answer": 1, "explanation": "…", "model_values": [0.2, 0.7, 0.1],
+                "model_label": "the model's probability"}
+    assert figure_text.class_answers_text(question, [1, 3, 0]) == (
+        "The class (4 answers): “cat” 1 (25%); “dog” 3 (75%); “car” 0 (0%). Beside it, the model's probability: "
+        "“cat” 0.2; "
+        "“dog” 0.7; “car” 0.1. The model's answer: “dog”.")
+    box = panel.reveal_children(question, 0, [1, 3, 0])[-1]
+    assert box.role == "figure" and getattr(box, "aria-describedby") == box.children[1].id
+    assert box.children[1].children == figure_text.class_answers_text(question, [1, 3, 0])
