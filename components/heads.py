@@ -142,7 +142,7 @@ def grid_figure(patterns, stats: dict[str, np.ndarray] | None = None,
     fig.add_scatter(x=heads * (s + 1) + (s - 1) / 2, y=blocks * (s + 1) + (s - 1) / 2, mode="markers",
                     marker=dict(size=max(8, min(40, 560 // max(L, H))), opacity=0, symbol="square"),
                     # a plain list: clickData carries it back, and typed arrays would arrive as {"0": ...} objects
-                    customdata=np.stack(columns, axis=1).tolist(),
+                    customdata=[[int(v) for v in row[:4]] + row[4:] for row in np.stack(columns, axis=1).tolist()],
                     hovertemplate=hover + "<br>click to open<extra></extra>", showlegend=False,
                     meta={"csv_columns": names})  # the CSV: every head with its statistics
     for l, h in highlight:

@@ -204,7 +204,8 @@ def test_grid_and_head_view_csv_list_heads_and_lines(trace, tiny_model):
     rows = parse(figure_csv(heads.grid_figure(patterns, stats)))
     assert rows[0][:4] == ["block", "head", "L", "H"] and rows[0][4:] == list(heads.STATISTICS.values())
     assert len(rows) == 1 + L * tiny_model.config.n_head
-    assert float(rows[1 + 3][4]) == pytest.approx(float(stats["entropy"][0, 3]), abs=1e-4)  # block 1, head 4
+    assert rows[1 + 3][:4] == ["1", "4", "0", "3"]  # block 1, head 4 (L0H3)
+    assert float(rows[1 + 3][4]) == pytest.approx(float(stats["entropy"][0, 3]), abs=1e-4)
     labels = axis_labels(trace.tokens)
     pattern = trace["blocks.0.attn.hook_pattern"].numpy()
     rows = parse(figure_csv(attention.head_view_figure({1: pattern[1]}, labels, layer=0)))
