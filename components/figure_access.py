@@ -78,7 +78,9 @@ def csv_download(figure, graph_id: str) -> dict:
 def register(app, *graph_ids: str) -> None:
     """The text and CSV callbacks of each figure made by `accessible_graph`."""
     for graph_id in graph_ids:
-        app.clientside_callback(COPY_TEXT, Output(text_id(graph_id), "children"), Input(graph_id, "figure"))
+        # Not at page load (no figure yet): two dozen initial calls would only slow the first screen.
+        app.clientside_callback(COPY_TEXT, Output(text_id(graph_id), "children"), Input(graph_id, "figure"),
+                                prevent_initial_call=True)
         app.callback(Output(download_id(graph_id), "data"), Input(csv_id(graph_id), "n_clicks"),
                      State(graph_id, "figure"), prevent_initial_call=True)(
             lambda _clicks, figure, graph_id=graph_id: csv_download(figure, graph_id))
