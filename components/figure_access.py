@@ -1,6 +1,7 @@
 """Every figure for every reader: a chart is a `role="figure"` box named after it, described by a paragraph
-(its text alternative, for screen readers: what it shows now, in words and its key numbers) and followed by a
-"CSV" button that downloads its numbers (for a screen reader's table view, a spreadsheet or a paper).
+(its text alternative, for screen readers: what it shows now, in words and its key numbers; out of sight, as
+the chart is what the eye reads) and a "CSV" button that downloads its numbers (for a screen reader's table
+view, a spreadsheet or a paper).
 
 The text is computed on the server with the figure (components/figure_text.py) and travels inside it, in
 `layout.meta.description`, so a cached figure keeps its text and the paragraph always matches the figure on
@@ -38,10 +39,11 @@ def download_id(graph_id: str) -> str:
     return graph_id + "-download"
 
 
-def figure_box(content, figure_id: str, name: str) -> html.Div:
-    """`content` (a chart, or the token chips) in a figure box named `name`, its text alternative under it
-    (visually hidden in projector mode, still read by screen readers) and a CSV button whose accessible name
-    says which figure. Ids: `text_id`, `csv_id` and `download_id` of `figure_id`."""
+def figure_box(content, figure_id: str, name: str, kind: str = "") -> html.Div:
+    """`content` (a chart, or the token chips) in a figure box named `name`, described by its text alternative
+    (for screen readers) and followed by a CSV button whose accessible name says which figure. Ids: `text_id`,
+    `csv_id` and `download_id` of `figure_id`; `kind` an extra class ("figure-chart": the button sits in the
+    chart's corner)."""
     return html.Div([
         content,
         html.Div([
@@ -51,12 +53,12 @@ def figure_box(content, figure_id: str, name: str) -> html.Div:
                         **{"aria-label": _("Download the numbers of {figure} as CSV").format(figure=name)}),
             dcc.Download(id=download_id(figure_id)),
         ], className="figure-access"),
-    ], role="figure", className="figure-box", **{"aria-label": name, "aria-describedby": text_id(figure_id)})
+    ], role="figure", className=f"figure-box {kind}".strip(), **{"aria-label": name, "aria-describedby": text_id(figure_id)})
 
 
 def accessible_graph(graph_id: str, name: str, **kwargs) -> html.Div:
     """The chart `graph_id` (a dcc.Graph with the shared toolbar) in its figure box."""
-    return figure_box(graph(graph_id, **kwargs), graph_id, name)
+    return figure_box(graph(graph_id, **kwargs), graph_id, name, kind="figure-chart")
 
 
 def file_name(figure_id: str) -> str:
