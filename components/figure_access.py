@@ -74,7 +74,11 @@ def csv_download(figure, graph_id: str) -> dict:
     """dcc.Download's data for the figure on screen (nothing to download before a figure is drawn)."""
     if not isinstance(figure, dict) or not figure.get("data"):
         raise PreventUpdate
-    return send_csv(figure_csv(figure), graph_id)
+    try:
+        text = figure_csv(figure)
+    except (ValueError, TypeError) as error:  # only a figure sent by hand past the page: say so on the page
+        raise ValueError(_("the figure's numbers could not be read as a table")) from error
+    return send_csv(text, graph_id)
 
 
 def register(app, *graph_ids: str) -> None:

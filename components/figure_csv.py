@@ -131,12 +131,14 @@ def _series(trace: dict) -> tuple[list, list] | None:
 def figure_tables(figure) -> list[Table]:
     """Every table a figure's traces hold, in trace order (series on one x axis with the same labels, or with
     category labels, share one table)."""
-    fig = figure.to_plotly_json() if isinstance(figure, go.Figure) else figure or {}
-    layout = fig.get("layout") or {}
+    fig = figure.to_plotly_json() if isinstance(figure, go.Figure) else figure
+    fig = fig if isinstance(fig, dict) else {}
+    layout = fig.get("layout") if isinstance(fig.get("layout"), dict) else {}
     title = layout.get("title")
     title = (title.get("text") if isinstance(title, dict) else title) or ""
     tables, groups = [], {}
-    for n, trace in enumerate(fig.get("data") or []):
+    traces = fig.get("data") if isinstance(fig.get("data"), list) else []
+    for n, trace in enumerate(t for t in traces if isinstance(t, dict)):
         meta = trace.get("meta") if isinstance(trace.get("meta"), dict) else {}
         if meta.get("csv") is False:
             continue

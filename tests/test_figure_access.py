@@ -294,3 +294,11 @@ def test_the_class_answers_chart_is_described_in_the_lesson_panel():
     box = panel.reveal_children(question, 0, [1, 3, 0])[-1]
     assert box.role == "figure" and getattr(box, "aria-describedby") == box.children[1].id
     assert box.children[1].children == figure_text.class_answers_text(question, [1, 3, 0])
+
+
+def test_a_junk_figure_sent_by_hand_gets_a_message_not_a_crash(client):
+    junk = {"data": [{"type": "heatmap", "z": {"dtype": "f4", "bdata": "AAAAAA==", "shape": "3,3"}}]}
+    r = client.call("embedding-norms-download.data", {"embedding-norms-csv.n_clicks": 1},
+                    state={"embedding-norms.figure": junk})
+    assert r.status == 200 and "could not be read as a table" in json.dumps(r.body)
+    assert r.value("embedding-norms-download", "data") is None
