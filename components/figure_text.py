@@ -373,6 +373,8 @@ def candidates_text(rows: list[dict], highlight: int | None, label: str, last: s
     if drawn is not None:
         text += " " + _("The {label}: {token}, probability {p} after filtering.").format(
             label=label, token=quoted(drawn["text"]), p=number(drawn["prob"], ".3f"))
+    elif highlight is not None:
+        text += " " + _("The {label} is not among them.").format(label=label)
     return text
 
 

@@ -99,6 +99,11 @@ def test_output_text_names_the_most_likely_next_tokens(client, tiny_model, seq, 
     likely = "; ".join(f"“{spoken(tiny_model.tokenizer.token(int(i)))}” ({float(p):.3f})"
                        for p, i in zip(top.values, top.indices))
     assert text_of(fig).startswith(f"After “{spoken(trace.tokens[-1])}”: the most likely next tokens are {likely}.")
+    _, greedy = figure(client, "output-candidates.figure", {
+        f"{ids.SEQUENCE}.data": seq, f"{ids.VIEW}.value": "output", f"{ids.TEMPERATURE}.value": 0,
+        f"{ids.TOP_K}.value": 0, f"{ids.TOP_P}.value": 1.0, f"{ids.SEED}.value": 0, f"{ids.TOP_N}.value": 10})
+    assert text_of(greedy).endswith(f"The greedy choice: “{spoken(tiny_model.tokenizer.token(int(top.indices[0])))}”, "
+                                    "probability 1.000 after filtering.")
 
 
 def test_heads_and_residual_texts_name_their_largest_values(client, seq, trace, tiny_model):
