@@ -11,9 +11,12 @@ import torch
 from dash import Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
+from . import figure_text as words
 from . import ids, state
+from .common import KEYBOARD_FIGURE, explanation, message_figure, style
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .i18n import _, ngettext, number
-from .common import KEYBOARD_FIGURE, explanation, graph, message_figure, style
 from .palette import OKABE_ITO, SEQUENTIAL, hex_colours
 
 BLUES = hex_colours(SEQUENTIAL)  # the picker: heads on light, heads off dark and marked "off"
@@ -108,14 +111,16 @@ def section():
                   html.Button(_("Switch all heads back on"), id="ablation-clear", n_clicks=0,
                               className="player-button")],
                  className="gen-controls"),
-        graph("ablation-picker", className=KEYBOARD_FIGURE),
+        accessible_graph("ablation-picker", _("Heads switched off"), className=KEYBOARD_FIGURE),
         html.Div(id="ablation-summary", className="output-summary", role="status"),
-        graph("ablation-compare"),
+        accessible_graph("ablation-compare", _("Next-token probabilities, intact and ablated")),
         dcc.Store(id="ablation-heads", data=[]),
     ]
 
 
 def register(app) -> None:
+    register_figures(app, "ablation-picker", "ablation-compare")
+
     @app.callback(Output("ablation-picker", "figure"), Output("ablation-compare", "figure"),
                   Output("ablation-summary", "children"), Output("ablation-heads", "data"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("ablation-picker", "clickData"),
@@ -140,7 +145,7 @@ def register(app) -> None:
             selected = set()
         selected = parse_heads([list(c) for c in selected], cfg.n_layer, cfg.n_head)
         stored = [list(c) for c in sorted(selected)]
-        picker = picker_figure(selected, cfg.n_layer, cfg.n_head)
+        picker = words.attach(picker_figure(selected, cfg.n_layer, cfg.n_head), words.picker_text(selected))
         if not selected:
             return picker, message_figure(_("Click heads in the grid above to switch them off.")), \
                 _("All heads are on."), stored
@@ -158,4 +163,5 @@ def register(app) -> None:
              _("Top token: {before} → {after} (unchanged).")).format(**top),
             _("Rose most: {tokens}.").format(tokens=", ".join(tok.token(i).text for i in result["up"])),
             _("Fell most: {tokens}.").format(tokens=", ".join(tok.token(i).text for i in result["down"]))])
-        return picker, comparison_figure(result, texts), summary, stored
+        comparison = words.attach(comparison_figure(result, texts), words.comparison_text(result, texts, len(selected)))
+        return picker, comparison, summary, stored

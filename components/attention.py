@@ -12,9 +12,12 @@ import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
+from . import figure_text as words
 from . import ids, palette, state
-from .common import (DIVERGING, GRAPH_CONFIG, HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, axis_labels,
-                     explanation, graph, message_figure, panels, style, thin_ticks, valid_index)
+from .common import (DIVERGING, HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, axis_labels,
+                     explanation, message_figure, panels, style, thin_ticks, valid_index)
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .heads import block_average
 from .i18n import N_, _, number, percent
 
@@ -26,6 +29,7 @@ OVERVIEW = 256         # the overview shows the whole pattern exactly up to this
 FULL_WIDTH_ROWS = 16   # the concatenation is drawn at all 768 columns up to this many tokens, else column means
 HEAD_COLORS = palette.CATEGORICAL  # heads past the eighth repeat a colour with dashed lines
 HEADVIEW_HOVER = "headview-hover"  # dcc.Store: the output slot of the clientside callback that binds hover focus
+LINE_MIN_WEIGHT = 0.01  # the head view draws no weaker line
 HINT = N_("Click a cell of the pattern (④) to see which of the dimensions of q and k made its score.")
 
 
@@ -283,7 +287,7 @@ def overview_figure(pattern: np.ndarray, labels: list[str], window: tuple[int, i
 
 
 def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: int | None = None,
-                     side: str = "query", rows=None, cols=None, min_weight: float = 0.01, max_lines: int = 3000,
+                     side: str = "query", rows=None, cols=None, min_weight: float = LINE_MIN_WEIGHT, max_lines: int = 3000,
                      layer: int | None = None) -> go.Figure:
     """BertViz-style head view: query tokens (left) attend to key tokens (right); each line's width and
     opacity is the weight, one colour per head. `rows`/`cols` pick the positions shown (all by default);
@@ -322,15 +326,19 @@ def head_view_figure(patterns: dict[int, np.ndarray], texts: list[str], focus: i
                     ys += [-int(i), -int(j), None]
                 fig.add_scatter(x=xs, y=ys, mode="lines",
                                 line=dict(color=color, width=0.5 + 5 * min(high, 1), dash=dash),
-                                opacity=min(1.0, 0.12 + 0.88 * min(high, 1)), hoverinfo="skip", showlegend=False)
+                                opacity=min(1.0, 0.12 + 0.88 * min(high, 1)), hoverinfo="skip", showlegend=False,
+                                meta={"csv": False})
         name = _("head {head}").format(head=head + 1) + (f" (L{layer}H{head})" if layer is not None else f" ({head})")
-        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4, dash=dash), name=name)
+        # The legend entry carries the head's drawn lines for the CSV (query, key, weight).
+        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=color, width=4, dash=dash), name=name,
+                        customdata=[[texts[rows[i]], texts[cols[j]], float(w)] for i, j, w in zip(ii, jj, weights)],
+                        meta={"csv_columns": [_("query"), _("key"), _("weight")]})
     for x, anchor, positions, code, role in ((0, "left", rows, 0, "query"), (1, "right", cols, 1, "key")):
         colours = [HIGHLIGHT if (focus == p and side == role) else "#333" for p in positions]
         fig.add_scatter(x=[x] * len(positions), y=[-n for n in range(len(positions))], mode="markers+text",
                         text=[texts[p] for p in positions], textposition=f"middle {'left' if x == 0 else 'right'}",
                         textfont=dict(color=colours), marker=dict(size=7, color=colours), showlegend=False,
-                        customdata=[[p, code] for p in positions],
+                        customdata=[[p, code] for p in positions], meta={"csv": False},
                         hovertemplate=_("%{{text}} as {role}<br>its lines alone while hovered; click to "
                                         "keep<extra></extra>").format(role=role))
     fig.update_xaxes(visible=False, range=[-0.9, 1.9])
@@ -399,14 +407,14 @@ def section():
                 html.Label(_("First key"), htmlFor="attention-k-start"),
                 dcc.Input(id="attention-k-start", type="number", min=0, step=1, debounce=True, className="gen-n"),
             ], className="inline-control"),
-            graph("attention-overview", className=KEYBOARD_FIGURE),
+            accessible_graph("attention-overview", _("Whole attention pattern"), className=KEYBOARD_FIGURE),
         ], id="attention-long", style={"display": "none"}),
-        graph("attention-qkv"),
-        graph("attention-scores", className=KEYBOARD_FIGURE),
+        accessible_graph("attention-qkv", _("Queries, keys and values")),
+        accessible_graph("attention-scores", _("Attention scores and pattern"), className=KEYBOARD_FIGURE),
         html.Div([html.Div(_(HINT), id="attention-cell", role="status"),
-                  html.Div(dcc.Graph(id="attention-cell-terms", config=GRAPH_CONFIG), id="attention-cell-terms-wrap",
-                           style={"display": "none"})], className="cell-inspector"),
-        graph("attention-output"),
+                  html.Div(accessible_graph("attention-cell-terms", _("Terms of one attention score")),
+                           id="attention-cell-terms-wrap", style={"display": "none"})], className="cell-inspector"),
+        accessible_graph("attention-output", _("Head output")),
         explanation(
             _("Each head writes 64 numbers per token. The heads' outputs are placed side by side (12 × 64 = 768 "
               "columns; the open head's slice is outlined) and multiplied by one 768 × 768 matrix W_O (GPT-2's "
@@ -415,7 +423,7 @@ def section():
               "per token: which heads wrote most into the residual stream."),
             r"\mathrm{attn\_out} = [\,z_1 \,\|\, z_2 \,\|\, \cdots \,\|\, z_{12}\,]\; W_O + b_O"
             r" = \sum_{h=1}^{12} z_h\, W_O[h] + b_O"),
-        graph("attention-projection"),
+        accessible_graph("attention-projection", _("Concatenation and output projection")),
         explanation(
             _("The head view draws the same pattern as lines: each token on the left (as a query) is joined to the "
               "tokens on the right (as keys) it attends to; thicker, darker lines carry more weight (weights under "
@@ -430,7 +438,7 @@ def section():
                            options=[{"label": _("as query (what it reads)"), "value": "query"},
                                     {"label": _("as key (who reads it)"), "value": "key"}]),
         ], className="headview-controls"),
-        graph("attention-headview", className=KEYBOARD_FIGURE),
+        accessible_graph("attention-headview", _("Head view"), className=KEYBOARD_FIGURE),
         dcc.Store(id=HEADVIEW_HOVER),
     ]
 
@@ -439,7 +447,13 @@ def _window(sequence, q_start, k_start):
     return window_starts(len(sequence["ids"]), q_start, k_start)
 
 
+FIGURES = ("attention-overview", "attention-qkv", "attention-scores", "attention-cell-terms", "attention-output",
+           "attention-projection", "attention-headview")
+
+
 def register(app) -> None:
+    register_figures(app, *FIGURES)
+
     @app.callback(Output("attention-title", "children"), Output("attention-scores", "figure"),
                   Output("attention-qkv", "figure"), Output("attention-output", "figure"),
                   Output("attention-projection", "figure"), Output("attention-overview", "figure"),
@@ -470,11 +484,15 @@ def register(app) -> None:
             q0=q0, value=q0 + size - 1, k0=k0, value2=k0 + size - 1, t=T) if long else ""
         z_all = trace[f"blocks.{layer}.attn.hook_z"][q0:q0 + size].numpy()
         w_o = state.model.get().model.h[layer].attn.c_proj.weight.detach().float().cpu().numpy()
-        projection = projection_figure(z_all, head_contributions(z_all, w_o),
-                                       trace[f"blocks.{layer}.hook_attn_out"][q0:q0 + size].numpy(), labels, head)
+        contributions = head_contributions(z_all, w_o)
+        projection = words.attach(
+            projection_figure(z_all, contributions, trace[f"blocks.{layer}.hook_attn_out"][q0:q0 + size].numpy(),
+                              labels, head),
+            words.projection_text(contributions, labels, head))
         if long:
-            overview = overview_figure(trace[f"blocks.{layer}.attn.hook_pattern"][head].numpy(), all_labels,
-                                       (q0, k0, size), head=short)
+            whole = trace[f"blocks.{layer}.attn.hook_pattern"][head].numpy()
+            overview = words.attach(overview_figure(whole, all_labels, (q0, k0, size), head=short),
+                                    words.overview_text(whole, (q0, k0, size)))
             note = _("This prompt has {t} tokens: the charts below show {size} queries × {size} keys (the window "
                      "outlined here, every number exact). Click the overview or type the first positions to move "
                      "it.").format(t=T, size=size)
@@ -485,12 +503,14 @@ def register(app) -> None:
         shown = sorted(set(range(q0, q0 + size)) | set(range(k0, k0 + size)))
         focus_options = [{"label": all_labels[p], "value": p} for p in shown]
         return (name[0].upper() + name[1:] + where,
-                scores_figure(arrays, labels, _("Scores and pattern: {name}").format(name=name), key_labels,
-                              head=short),
-                qkv_figure(arrays["q"], arrays["k"], arrays["v"], labels, _("Queries, keys, values: {name}").format(
-                    name=name),
-                           key_labels, head=short),
-                output_figure(arrays["z"], labels, head=short), projection, overview,
+                words.attach(scores_figure(arrays, labels, _("Scores and pattern: {name}").format(name=name),
+                                           key_labels, head=short),
+                             words.scores_text(arrays, labels, key_labels, short)),
+                words.attach(qkv_figure(arrays["q"], arrays["k"], arrays["v"], labels,
+                                        _("Queries, keys, values: {name}").format(name=name), key_labels, head=short),
+                             words.qkv_text(arrays["q"], arrays["k"], arrays["v"], labels, key_labels, short)),
+                words.attach(output_figure(arrays["z"], labels, head=short),
+                             words.head_output_text(arrays["z"], labels, short)), projection, overview,
                 {"display": "block"} if long else {"display": "none"}, note, str(q0), str(k0), head_options,
                 focus_options)
 
@@ -532,10 +552,13 @@ def register(app) -> None:
         q0, k0, size = _window(sequence, q_start, k_start)
         pattern = trace[f"blocks.{layer}.attn.hook_pattern"].numpy()
         texts = axis_labels(trace.tokens)
-        return head_view_figure({h: pattern[h] for h in chosen}, texts,
-                                focus if valid_index(focus, len(texts)) else None,
-                                side if side in ("query", "key") else "query",
-                                rows=range(q0, q0 + size), cols=range(k0, k0 + size), layer=layer)
+        patterns = {h: pattern[h] for h in chosen}
+        focus = focus if valid_index(focus, len(texts)) else None
+        side = side if side in ("query", "key") else "query"
+        rows, cols = range(q0, q0 + size), range(k0, k0 + size)
+        lines = words.head_view_lines(patterns, focus, side, rows, cols, LINE_MIN_WEIGHT)
+        return words.attach(head_view_figure(patterns, texts, focus, side, rows=rows, cols=cols, layer=layer),
+                            words.head_view_text(lines, texts, layer, LINE_MIN_WEIGHT))
 
     app.clientside_callback(ClientsideFunction("headview", "bind_hover"), Output(HEADVIEW_HOVER, "data"),
                             Input("attention-headview", "figure"), State("attention-headview", "id"))
@@ -596,6 +619,8 @@ def register(app) -> None:
             raw2=number(raw / root, 4), i=i + 1, weight=number(weight, 4), value2=q_i.shape[0], n_terms=len(terms))),
                 html.Table([html.Thead(html.Tr([html.Th(_("dimension d")), html.Th("q[d]"), html.Th("k[d]"),
                                                 html.Th("q[d]·k[d]")])), html.Tbody(rows)], className="terms")]
-        figure = qk_terms_figure(q_i, k_j, _("All {value} terms of q·k for {labels} → {labels2} (sum = {raw})").format(
-            value=q_i.shape[0], labels=labels[i], labels2=labels[j], raw=number(raw, 3)))
+        figure = words.attach(
+            qk_terms_figure(q_i, k_j, _("All {value} terms of q·k for {labels} → {labels2} (sum = {raw})").format(
+                value=q_i.shape[0], labels=labels[i], labels2=labels[j], raw=number(raw, 3))),
+            words.qk_terms_text(q_i, k_j, labels[i], labels[j]))
         return text, figure, {"display": "block"}

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from dash import dcc, html
 
 from . import palette
+from .figure_text import attach
 from .i18n import _, number, separators
 
 FONT = "Inter, system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
@@ -131,7 +132,7 @@ def message_figure(text: str) -> go.Figure:
                        xref="paper", yref="paper")
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return style(fig, height=220)
+    return attach(style(fig, height=220), text)
 
 
 def graph(graph_id: str, **kwargs) -> dcc.Graph:

@@ -8,8 +8,11 @@ from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from . import figure_text as words
 from . import ids, state
-from .common import DIVERGING, axis_labels, explanation, graph, message_figure, style, thin_ticks
+from .common import DIVERGING, axis_labels, explanation, message_figure, style, thin_ticks
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .i18n import N_, _, ngettext, number
 from .tokens import sequence_ids
 
@@ -107,12 +110,14 @@ def section():
         html.P(id="embedding-facts", className="facts"),
         dcc.RadioItems(id="embedding-part", options=[{"label": _(v), "value": k} for k, v in PARTS.items()],
                        value="all", inline=True, className="radio"),
-        graph("embedding-heatmap"),
-        graph("embedding-norms"),
+        accessible_graph("embedding-heatmap", _("Embeddings heatmap")),
+        accessible_graph("embedding-norms", _("Vector lengths per token")),
     ]
 
 
 def register(app) -> None:
+    register_figures(app, "embedding-heatmap", "embedding-norms")
+
     @app.callback(Output("embedding-heatmap", "figure"), Output("embedding-norms", "figure"),
                   Output("embedding-facts", "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("embedding-part", "value"))
@@ -131,12 +136,16 @@ def register(app) -> None:
         tok, pos = trace["hook_embed"].numpy(), trace["hook_pos_embed"].numpy()
         rows = MAX_ROWS_ALL if part == "all" else MAX_ROWS
         start = max(0, len(labels) - rows)
+        matrices = {"token": tok[start:], "position": pos[start:], "sum": tok[start:] + pos[start:]}
         if part == "all":
             heatmap = embedding_parts_figure(tok[start:], pos[start:], labels[start:])
+            shown = {_(PART_TITLES[k]): m for k, m in matrices.items()}
         else:
-            matrix = {"token": tok, "position": pos, "sum": tok + pos}[part][start:]
-            heatmap = embedding_heatmap_figure(matrix, labels[start:], _(PARTS[part]))
+            heatmap = embedding_heatmap_figure(matrices[part], labels[start:], _(PARTS[part]))
+            shown = {_(PARTS[part]): matrices[part]}
         if start:
             heatmap.update_layout(title=_("The last {rows} of {n} tokens (the lengths below cover all)").format(
                 rows=rows, n=number(len(labels))))
-        return heatmap, embedding_norms_figure(tok, pos, labels), table_facts(cfg, len(labels))
+        return (words.attach(heatmap, words.embedding_text(shown, labels[start:], len(labels))),
+                words.attach(embedding_norms_figure(tok, pos, labels), words.embedding_norms_text(tok, pos, labels)),
+                table_facts(cfg, len(labels)))

@@ -37,6 +37,9 @@ from plotly.subplots import make_subplots
 from model_runtime.sampling import MAX_PENALTY, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY
 
 from . import common, ids, state
+from . import figure_text as words
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .i18n import N_, _, ngettext, number, percent
 from .output import checked_int, checked_params, checked_sequence
 
@@ -406,7 +409,7 @@ def steps_figure(steps: list[dict]) -> go.Figure:
     fig.update_yaxes(title_text="positions", rangemode="tozero", row=2, col=1, secondary_y=False)
     fig.update_yaxes(title_text="MB", rangemode="tozero", showgrid=False, row=2, col=1, secondary_y=True)
     fig.update_layout(legend=dict(orientation="h", y=-0.25), bargap=0.2)
-    return common.style(fig, height=440)
+    return words.attach(common.style(fig, height=440), words.steps_text(steps))
 
 
 def _ms(value) -> str:
@@ -804,7 +807,7 @@ def section():
         html.Div(id=SHARE_LINK, className="gen-share-link"),
         html.Div(id=STOP, className="gen-stop", role="status"),
         html.Div(id=TIMINGS, className="gen-timings"),
-        common.graph(STEPS_FIGURE),
+        accessible_graph(STEPS_FIGURE, _("Time and KV cache per step")),
         dcc.Store(id=PLAYER, data={"shown": 0, "playing": False, "total": 0}),
         dcc.Store(id=SESSION, data=uuid.uuid4().hex),
         dcc.Store(id=JOB),
@@ -906,6 +909,7 @@ STEERING = [Input(ids.TEMPERATURE, "value"), Input(ids.TOP_K, "value"), Input(id
 
 
 def register(app) -> None:
+    register_figures(app, STEPS_FIGURE)
     app.callback(
         Output(ids.GENERATION, "data"), Output(MESSAGE, "children"),
         Output(ids.SEQUENCE, "data", allow_duplicate=True), Output(JOB, "data"), Output(POLL, "disabled"),

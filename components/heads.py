@@ -11,9 +11,12 @@ from dash.dash_table import FormatTemplate
 from dash.dash_table.Format import Format, Scheme
 from dash.exceptions import PreventUpdate
 
+from . import figure_text as words
 from . import ids, palette, state
+from .common import HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, explanation, style
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .i18n import N_, _
-from .common import HIGHLIGHT, KEYBOARD_FIGURE, MASKED_COLOR, SEQUENTIAL, explanation, graph, style
 
 CELL_TEXT_MAX = 64  # heads in the statistic map with their values written in the cells
 CELL = 32  # each head's pattern is block-averaged down to at most CELL × CELL for the grid
@@ -126,19 +129,22 @@ def grid_figure(patterns, stats: dict[str, np.ndarray] | None = None,
     image, s = grid_image(patterns)
     L, H = (image.shape[0] + 1) // (s + 1), (image.shape[1] + 1) // (s + 1)
     fig = go.Figure(go.Heatmap(z=quantise_grid(image), colorscale=GRID_COLORSCALE, zmin=0, zmax=255,
-                               showscale=False, hoverinfo="skip"))
+                               showscale=False, hoverinfo="skip", meta={"csv": False}))  # colour codes, not data
     blocks, heads = np.divmod(np.arange(L * H), H)
     columns = [blocks + 1, heads + 1, blocks, heads]
+    names = [_("block"), _("head"), "L", "H"]
     hover = "<b>block %{customdata[0]}, head %{customdata[1]}</b> (L%{customdata[2]}H%{customdata[3]})"
     if stats:
         for n, key in enumerate(STATISTICS, start=4):
             columns.append(np.round(stats[key].reshape(-1).astype(float), 4))
+            names.append(_(STATISTICS[key]))
             hover += f"<br>{_(STATISTICS[key])}: %{{customdata[{n}]:{STAT_FORMATS[key]}}}"
     fig.add_scatter(x=heads * (s + 1) + (s - 1) / 2, y=blocks * (s + 1) + (s - 1) / 2, mode="markers",
                     marker=dict(size=max(8, min(40, 560 // max(L, H))), opacity=0, symbol="square"),
                     # a plain list: clickData carries it back, and typed arrays would arrive as {"0": ...} objects
-                    customdata=np.stack(columns, axis=1).tolist(),
-                    hovertemplate=hover + _("<br>click to open<extra></extra>"), showlegend=False)
+                    customdata=[[int(v) for v in row[:4]] + row[4:] for row in np.stack(columns, axis=1).tolist()],
+                    hovertemplate=hover + _("<br>click to open<extra></extra>"), showlegend=False,
+                    meta={"csv_columns": names})  # the CSV: every head with its statistics
     for l, h in highlight:
         fig.add_shape(type="rect", x0=h * (s + 1) - 0.8, x1=h * (s + 1) + s - 0.2, y0=l * (s + 1) - 0.8,
                       y1=l * (s + 1) + s - 0.2, line=dict(color=HIGHLIGHT, width=3))
@@ -219,14 +225,16 @@ def section():
             r"A^{(\ell,h)} = \mathrm{softmax}\!\left(\frac{Q^{(\ell,h)} K^{(\ell,h)\top}}{\sqrt{d_k}} + M\right),"
             r"\quad H^{(\ell,h)} = \frac{1}{T}\sum_{i=0}^{T-1} \Big(-\sum_{j \le i} A_{ij} \log_2 A_{ij}\Big)"),
         html.Div([
-            html.Div(graph("heads-grid", className=KEYBOARD_FIGURE), style={"flex": "1 1 560px", "minWidth": "0"}),
+            html.Div(accessible_graph("heads-grid", _("Every head's attention pattern"), className=KEYBOARD_FIGURE),
+                     style={"flex": "1 1 560px", "minWidth": "0"}),
             html.Div([
                 html.Div([html.Label(_("Statistic"), htmlFor="heads-statistic"),
                           dcc.Dropdown(id="heads-statistic", value="previous", clearable=False,
                                        options=[{"label": _(v), "value": k} for k, v in STATISTICS.items()])],
                          className="inline-control"),
                 explanation(stat_text),
-                graph("heads-statistic-map", className=KEYBOARD_FIGURE),
+                accessible_graph("heads-statistic-map", _("The chosen statistic for every head"),
+                                 className=KEYBOARD_FIGURE),
             ], style={"flex": "1 1 420px", "minWidth": "0"}),
         ], style={"display": "flex", "flexWrap": "wrap", "gap": "12px"}),
         html.H4(_("Every head, sortable (click a column title to sort, a row to open the head)")),
@@ -242,6 +250,8 @@ def section():
 
 
 def register(app) -> None:
+    register_figures(app, "heads-grid", "heads-statistic-map")
+
     @app.callback(Output("heads-grid", "figure"), Output("heads-statistic-map", "figure"), Output("heads-table", "data"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("heads-statistic", "value"))
     @state.memoized
@@ -254,8 +264,11 @@ def register(app) -> None:
         patterns = [trace[f"blocks.{l}.attn.hook_pattern"].numpy() for l in range(L)]  # views, no copy
         stats = all_statistics(trace)
         outlined = top_heads(stats[statistic], statistic, max(1, min(10, L * H // 8)))
-        return (grid_figure(patterns, stats, outlined),
-                statistic_figure(stats[statistic], _(STATISTICS[statistic]), STAT_FORMATS[statistic]),
+        name, spec = _(STATISTICS[statistic]), STAT_FORMATS[statistic]
+        return (words.attach(grid_figure(patterns, stats, outlined),
+                             words.grid_text(stats[statistic], outlined, name, spec)),
+                words.attach(statistic_figure(stats[statistic], name, spec),
+                             words.statistic_text(stats[statistic], name, spec)),
                 statistics_table(stats, statistic))
 
     @app.callback(Output(ids.BLOCK, "value", allow_duplicate=True), Output(ids.HEAD, "value", allow_duplicate=True),

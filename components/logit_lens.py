@@ -9,10 +9,13 @@ import torch.nn.functional as F
 from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 
+from . import figure_text as words
 from . import ids, state
-from .i18n import _, number
-from .common import SEQUENTIAL, axis_labels, explanation, graph, register_token_choices, style, thin_ticks, \
+from .common import SEQUENTIAL, axis_labels, explanation, register_token_choices, style, thin_ticks, \
     token_window, valid_index
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
+from .i18n import _, number
 
 # Columns shown: the chosen token and those around it. Each costs (blocks + 1) × 50,257 × 768 multiply-adds,
 # and a column must stay wide enough for its guesses to be read from the back of the room.
@@ -63,12 +66,13 @@ def section():
         html.Div([html.Label(_("Around token"), htmlFor="lens-token"), dcc.Dropdown(id="lens-token", clearable=False)],
                  className="inline-control"),
         html.P(id="lens-note", className="facts"),
-        graph("lens-table"),
+        accessible_graph("lens-table", _("Logit lens")),
     ]
 
 
 def register(app) -> None:
     register_token_choices(app, "lens-token", "logit-lens")
+    register_figures(app, "lens-table")
 
     @app.callback(Output("lens-table", "figure"), Output("lens-note", "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("lens-token", "value"))
@@ -79,7 +83,8 @@ def register(app) -> None:
         runtime = state.model.get()
         trace = state.trace_for(sequence["ids"])
         T = len(trace.tokens)
-        start, stop = token_window(T, position if valid_index(position, T) else T - 1, MAX_POSITIONS)
+        position = position if valid_index(position, T) else T - 1
+        start, stop = token_window(T, position, MAX_POSITIONS)
         stage_labels, resid = lens_stack(trace, start, stop)
         ln = runtime.model.ln_f
         to_cpu = {"device": "cpu", "dtype": torch.float32}
@@ -89,4 +94,7 @@ def register(app) -> None:
         note = (_("Positions {start}–{stop} of the {t} tokens: choose a token to move along.").format(
             start=number(start), stop=number(stop - 1), t=number(T))
                 if stop - start < T else "")
-        return lens_figure(stage_labels, axis_labels(trace.tokens)[start:stop], top_ids, top_probs, texts), note
+        token_labels = axis_labels(trace.tokens)[start:stop]
+        return words.attach(lens_figure(stage_labels, token_labels, top_ids, top_probs, texts),
+                            words.lens_text(stage_labels, token_labels, top_ids, top_probs, texts,
+                                            position - start)), note

@@ -7,10 +7,13 @@ from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from . import figure_text as words
 from . import ids, state
-from .i18n import _, number
-from .common import DIVERGING, HIGHLIGHT, axis_labels, explanation, graph, message_figure, register_token_choices, \
+from .common import DIVERGING, HIGHLIGHT, axis_labels, explanation, message_figure, register_token_choices, \
     rows_height, style, thin_ticks, token_window, valid_index, window_note
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
+from .i18n import _, number
 
 SHOWN_NEURONS = 256  # the heatmaps show the most active neurons; all 3,072 would be 12 KB per token per map
 
@@ -86,16 +89,17 @@ def section():
             r"\quad \mathrm{GELU}(x) \approx \tfrac{x}{2}\Big(1 + \tanh\big(\sqrt{2/\pi}\,(x + 0.044715\,x^3)\big)\Big)"),
         html.Div([html.Label(_("Token"), htmlFor="mlp-token"), dcc.Dropdown(id="mlp-token", clearable=False)],
                  className="inline-control"),
-        graph("mlp-pre"),
-        graph("mlp-post"),
-        graph("mlp-gelu"),
-        graph("mlp-top"),
-        graph("mlp-out"),
+        accessible_graph("mlp-pre", _("Activations before GELU")),
+        accessible_graph("mlp-post", _("Activations after GELU")),
+        accessible_graph("mlp-gelu", _("The GELU curve")),
+        accessible_graph("mlp-top", _("Most active neurons")),
+        accessible_graph("mlp-out", _("The MLP's output")),
     ]
 
 
 def register(app) -> None:
     register_token_choices(app, "mlp-token", "mlp")
+    register_figures(app, "mlp-pre", "mlp-post", "mlp-gelu", "mlp-top", "mlp-out")
 
     @app.callback(Output("mlp-pre", "figure"), Output("mlp-post", "figure"), Output("mlp-gelu", "figure"),
                   Output("mlp-top", "figure"), Output("mlp-out", "figure"),
@@ -119,12 +123,20 @@ def register(app) -> None:
         shown = _("{n_neurons} most active of {value} neurons").format(
             n_neurons=len(neurons), value=number(post.shape[1])) if len(neurons) < post.shape[1] \
             else _("all {value} neurons").format(value=number(post.shape[1]))
-        return (activation_heatmap_figure(pre[rows], neurons, labels[rows],
-                                          _("Block {layer}: before GELU ({shown}){window}").format(
-                                              layer=layer + 1, shown=shown, window=window)),
-                activation_heatmap_figure(post[rows], neurons, labels[rows],
-                                          _("Block {layer}: after GELU ({shown}){window}").format(
-                                              layer=layer + 1, shown=shown, window=window)),
-                gelu_figure(pre[position], labels[position]), top_neurons_figure(post[position], labels[position]),
-                contraction_figure(trace[f"blocks.{layer}.hook_mlp_out"].numpy()[rows], labels[rows],
-                                   position - start))
+        before, after = _("Block {block}, before GELU").format(block=layer + 1), \
+            _("Block {block}, after GELU").format(block=layer + 1)
+        mlp_out = trace[f"blocks.{layer}.hook_mlp_out"].numpy()[rows]
+        return (words.attach(activation_heatmap_figure(pre[rows], neurons, labels[rows],
+                                                       _("Block {layer}: before GELU ({shown}){window}").format(
+                                                           layer=layer + 1, shown=shown, window=window)),
+                             words.activation_text(pre[rows][:, neurons], neurons, labels[rows], before)),
+                words.attach(activation_heatmap_figure(post[rows], neurons, labels[rows],
+                                                       _("Block {layer}: after GELU ({shown}){window}").format(
+                                                           layer=layer + 1, shown=shown, window=window)),
+                             words.activation_text(post[rows][:, neurons], neurons, labels[rows], after)),
+                words.attach(gelu_figure(pre[position], labels[position]),
+                             words.gelu_text(pre[position], gelu_tanh(pre[position]), labels[position])),
+                words.attach(top_neurons_figure(post[position], labels[position]),
+                             words.top_neurons_text(post[position], labels[position])),
+                words.attach(contraction_figure(mlp_out, labels[rows], position - start),
+                             words.contraction_text(mlp_out, labels[rows], position - start)))

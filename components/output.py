@@ -20,6 +20,9 @@ from dash.exceptions import PreventUpdate
 from model_runtime.sampling import SamplingParams, draw, make_generator, sampling_record
 
 from . import common, ids, state
+from . import figure_text as words
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .i18n import N_, _, ngettext, number, percent, separators
 
 TAB = "output"
@@ -356,7 +359,8 @@ def update_output(sequence, view, temperature, top_k, top_p, seed, top_n):
         last=last, n=n, vocab_size=number(runtime.config.vocab_size))
     if not shown:
         title += _(" (the {label} is not among them)").format(label=label)
-    figure = candidates_figure(rows, highlight, params.top_p, params.greedy, drawn_label=label, title=title)
+    figure = words.attach(candidates_figure(rows, highlight, params.top_p, params.greedy, drawn_label=label, title=title),
+                          words.candidates_text(rows, highlight, label, last))
     return (figure, summary(record, drawn, runtime.config.vocab_size, generated),
             logits_table(rows, params.temperature, params.greedy), "")
 
@@ -366,13 +370,14 @@ def section():
         common.explanation(_(EXPLANATION), EQUATION),
         html.Div(id=MESSAGE, className="view-message", role="status"),
         html.Div(id=SUMMARY),
-        common.graph(FIGURE),
+        accessible_graph(FIGURE, _("Next-token candidates")),
         html.Details([html.Summary(_("The numbers: logits → scaled logits → probabilities")), html.Div(id=TABLE)],
                      open=False),
     ], className="view view-output")
 
 
 def register(app) -> None:
+    register_figures(app, FIGURE)
     app.callback(
         Output(FIGURE, "figure"), Output(SUMMARY, "children"), Output(TABLE, "children"),
         Output(MESSAGE, "children"),

@@ -8,11 +8,14 @@ from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from . import figure_text as words
 from . import ids, state
+from .common import SEQUENTIAL, axis_labels, explanation, message_figure, register_token_choices, rows_height, \
+    style, thin_ticks, token_window, valid_index, window_note
+from .figure_access import accessible_graph
+from .figure_access import register as register_figures
 from .i18n import _, number
 from .palette import OKABE_ITO
-from .common import SEQUENTIAL, axis_labels, explanation, graph, message_figure, register_token_choices, rows_height, \
-    style, thin_ticks, token_window, valid_index, window_note
 
 TABLE_ROWS = 16  # the mean / scale table lists the tokens around the chosen one, so long prompts stay short
 NORMS = {"ln1": ("hook_resid_pre", "ln1"), "ln2": ("hook_resid_mid", "ln2")}
@@ -41,12 +44,17 @@ def stream_figure(stage_labels: list[str], norms: np.ndarray, labels: list[str],
                  height=rows_height(len(labels), 18, 140, 280))
 
 
-def writes_figure(trace, position: int, label: str) -> go.Figure:
-    """‖what attention adds‖ and ‖what the MLP adds‖ in each block, for one token."""
+def block_writes(trace, position: int) -> tuple[np.ndarray, np.ndarray]:
+    """‖what attention adds‖ and ‖what the MLP adds‖ in each block, for one token: ([blocks], [blocks])."""
     L = trace.config.n_layer
-    blocks = [str(l + 1) for l in range(L)]
     attn = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_attn_out"][position].numpy()) for l in range(L)])
     mlp = np.array([np.linalg.norm(trace[f"blocks.{l}.hook_mlp_out"][position].numpy()) for l in range(L)])
+    return attn, mlp
+
+
+def writes_figure(attn: np.ndarray, mlp: np.ndarray, label: str) -> go.Figure:
+    """The two sizes of `block_writes`, block by block, as grouped bars."""
+    blocks = [str(l + 1) for l in range(len(attn))]
     fig = go.Figure()
     fig.add_bar(x=blocks, y=attn.astype(np.float32), name=_("‖attention output‖"), marker_color=OKABE_ITO[0])
     fig.add_bar(x=blocks, y=mlp.astype(np.float32), name=_("‖MLP output‖"),
@@ -79,21 +87,22 @@ def section():
               "predictable size even as the stream grows."),
             r"x_{l}' = x_l + \mathrm{Attn}(\mathrm{LN}_1(x_l)),\quad x_{l+1} = x_l' + \mathrm{MLP}(\mathrm{LN}_2(x_l')),"
             r"\quad \mathrm{LN}(x) = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} \odot \gamma + \beta"),
-        graph("residual-norms"),
+        accessible_graph("residual-norms", _("Size of the residual stream")),
         html.Div([html.Label(_("Token"), htmlFor="residual-token"), dcc.Dropdown(id="residual-token", clearable=False),
                   html.Label(_("LayerNorm"), htmlFor="residual-ln"),
                   dcc.RadioItems(id="residual-ln", value="ln1", inline=True, options=[
                       {"label": _(" before attention (ln1)"), "value": "ln1"},
                       {"label": _(" before the MLP (ln2)"), "value": "ln2"},
                       {"label": _(" final (ln_final)"), "value": "ln_final"}])], className="inline-control"),
-        graph("residual-writes"),
-        graph("residual-layernorm"),
+        accessible_graph("residual-writes", _("What each block writes")),
+        accessible_graph("residual-layernorm", _("One token through LayerNorm")),
         html.Div(id="residual-ln-table", className="facts"),
     ]
 
 
 def register(app) -> None:
     register_token_choices(app, "residual-token", "residual")
+    register_figures(app, "residual-norms", "residual-writes", "residual-layernorm")
 
     @app.callback(Output("residual-norms", "figure"), Output("residual-writes", "figure"),
                   Output("residual-layernorm", "figure"), Output("residual-ln-table", "children"),
@@ -119,9 +128,11 @@ def register(app) -> None:
             where = (_("block {block}'s first LayerNorm") if ln == "ln1" else
                      _("block {block}'s second LayerNorm")).format(block=layer + 1)
         mean, scale = trace[f"{prefix}.hook_mean"][:, 0].numpy(), trace[f"{prefix}.hook_scale"][:, 0].numpy()
-        ln_fig = layernorm_figure(trace[before_name][position].numpy(), trace[f"{prefix}.hook_normalized"][position].numpy(),
-                                  float(mean[position]), float(scale[position]),
-                                  _("{where}, token {token}").format(where=where, token=labels[position]))
+        before, after = trace[before_name][position].numpy(), trace[f"{prefix}.hook_normalized"][position].numpy()
+        title = _("{where}, token {token}").format(where=where, token=labels[position])
+        ln_fig = words.attach(layernorm_figure(before, after, float(mean[position]), float(scale[position]), title),
+                              words.layernorm_text(before, after, float(mean[position]), float(scale[position]),
+                                                   title))
         table = html.Table([html.Thead(html.Tr([html.Th(_("token")), html.Th(_("mean μ")),
                                                 html.Th(_("scale √(σ²+ε)"))]))] +
                            [html.Tbody([html.Tr([html.Td(labels[i]), html.Td(f"{mean[i]:.4f}"), html.Td(f"{scale[i]:.4f}")])
@@ -129,6 +140,10 @@ def register(app) -> None:
                            className="terms")
         stage_labels, norms = stream_norms(trace)
         start, stop = token_window(len(labels), position)  # long prompts: the tokens around the chosen one
-        stream = stream_figure(stage_labels, norms[:, start:stop], labels[start:stop],
-                               window_note(start, stop, len(labels)))
-        return stream, writes_figure(trace, position, labels[position]), ln_fig, table
+        stream = words.attach(stream_figure(stage_labels, norms[:, start:stop], labels[start:stop],
+                                            window_note(start, stop, len(labels))),
+                              words.stream_text(stage_labels, norms[:, start:stop], labels[start:stop]))
+        attn, mlp = block_writes(trace, position)
+        writes = words.attach(writes_figure(attn, mlp, labels[position]),
+                              words.writes_text(attn, mlp, labels[position]))
+        return stream, writes, ln_fig, table

@@ -4,8 +4,11 @@ from __future__ import annotations
 from dash import ALL, Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
+from . import figure_text as words
 from . import ids, state
 from .common import explanation, valid_index
+from .figure_access import csv_id, figure_box, send_csv, text_id
+from .figure_csv import Table, to_csv
 from .i18n import N_, _, ngettext, number
 
 # Chips drawn at once: Dash's renderer slows down faster than linearly with the number of components (1,024
@@ -108,7 +111,7 @@ def section():
         html.Div([html.Label(_("Tokens shown"), htmlFor="token-page"),
                   dcc.Dropdown(id="token-page", value=0, clearable=False, searchable=False)],
                  id="token-pager", className="inline-control", style={"display": "none"}),
-        html.Div(id="token-chips", className="token-chips"),
+        figure_box(html.Div(id="token-chips", className="token-chips"), "token-chips", _("The prompt's tokens")),
         html.Div(id=MERGES, role="status"),
     ]
 
@@ -120,13 +123,19 @@ def pages(n_tokens: int) -> list[dict]:
              "value": page} for page, start in enumerate(range(0, n_tokens, CHIPS_PER_PAGE))]
 
 
+def tokens_table(tokens, n_prompt: int) -> Table:
+    """Every token as the chips show it: position, id, text, its bytes in hex, and whether it was generated."""
+    return Table(_("Tokens"), [_("position"), _("id"), _("token"), _("bytes"), _("generated")],
+                 [[i, t.id, t.text, " ".join(f"{b:02X}" for b in t.bytes), i >= n_prompt] for i, t in enumerate(tokens)])
+
+
 def register(app) -> None:
     @app.callback(Output("token-page", "value"), Input(ids.SEQUENCE, "data"))
     def first_page(_unused):
         return 0
 
     @app.callback(Output("token-chips", "children"), Output("token-summary", "children"),
-                  Output("token-page", "options"), Output("token-pager", "style"),
+                  Output("token-page", "options"), Output("token-pager", "style"), Output(text_id("token-chips"), "children"),
                   Input(ids.SEQUENCE, "data"), Input(ids.VIEW, "value"), Input("token-page", "value"))
     @state.memoized
     def show_tokens(sequence, view, page):
@@ -135,13 +144,24 @@ def register(app) -> None:
         runtime = state.model.get()
         seq, n_prompt, problem = sequence_ids(sequence, runtime.config.vocab_size, runtime.config.n_ctx)
         if problem:
-            return [], problem, [], {"display": "none"}
+            return [], problem, [], {"display": "none"}, problem
         tokens = runtime.tokenizer.tokens(seq)
         choices = pages(len(tokens))
         start = (page if valid_index(page, len(choices)) else 0) * CHIPS_PER_PAGE
-        chips = [chip(i, tokens[i], i >= n_prompt) for i in range(start, min(start + CHIPS_PER_PAGE, len(tokens)))]
+        stop = min(start + CHIPS_PER_PAGE, len(tokens))
+        chips = [chip(i, tokens[i], i >= n_prompt) for i in range(start, stop)]
         pager = {"display": "flex" if len(choices) > 1 else "none"}
-        return chips, token_summary(tokens, runtime.tokenizer.decode(seq), n_prompt), choices, pager
+        return (chips, token_summary(tokens, runtime.tokenizer.decode(seq), n_prompt), choices, pager,
+                words.tokens_text(tokens, start, stop))
+
+    @app.callback(Output("token-chips-download", "data"), Input(csv_id("token-chips"), "n_clicks"),
+                  State(ids.SEQUENCE, "data"), prevent_initial_call=True)
+    def download_tokens(_clicks, sequence):
+        runtime = state.model.get()
+        seq, n_prompt, problem = sequence_ids(sequence, runtime.config.vocab_size, runtime.config.n_ctx)
+        if problem:
+            raise PreventUpdate
+        return send_csv(to_csv([tokens_table(runtime.tokenizer.tokens(seq), n_prompt)]), "tokens")
 
     @app.callback(Output(MERGES, "children"), Input({"type": CHIP, "index": ALL}, "n_clicks"),
                   State(ids.SEQUENCE, "data"), prevent_initial_call=True)

@@ -11,6 +11,7 @@ QUESTION = "lesson-question"
 CHOICE = "lesson-choice"          # dcc.RadioItems: the learner's prediction (a choice's index)
 REVEAL = "lesson-reveal"
 ANSWER = "lesson-answer"          # the revealed answer, or what happened to a class answer
+CLASS_FIGURE_TEXT = "lesson-class-figure-text"  # the class-answers chart in words (its text alternative)
 BACK, NEXT, CLOSE = "lesson-back", "lesson-next", "lesson-close"
 SHOWN = "lesson-shown"            # dcc.Store: the step the panel shows (its choice and answer stay while it does)
 HIGHLIGHTED = "lesson-highlighted"  # dcc.Store: output slot of the clientside callback that highlights

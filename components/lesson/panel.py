@@ -9,13 +9,12 @@ import json
 from dash import Input, Output, State, callback_context, dcc, html
 from dash.exceptions import PreventUpdate
 
-from .. import common, generation, ids, layout, state
-from .. import i18n
+from .. import common, figure_text, generation, i18n, ids, layout, state
 from ..i18n import _
 from . import figures, questions, steps, tasks
 from .links import address, lesson_index, with_param
-from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLOSE, HIGHLIGHTED, NEXT, OPEN, PANEL, PROGRESS, QUESTION,
-                  QUESTION_BOX, REVEAL, SHOWN, TASK)
+from .ids import (ANSWER, BACK, BODY, CHOICE, CLASS, CLASS_FIGURE_TEXT, CLOSE, HIGHLIGHTED, NEXT, OPEN, PANEL,
+                  PROGRESS, QUESTION, QUESTION_BOX, REVEAL, SHOWN, TASK)
 
 
 @state.views_cache.memoize()
@@ -81,8 +80,13 @@ def reveal_children(question: dict, choice, counts: list[int] | None = None) -> 
         verdict = html.Strong(_("The model's answer: ") + answer, className="lesson-wrong")
     children = [verdict, html.P(question["explanation"])]
     if counts is not None:
-        children.append(dcc.Graph(figure=figures.class_answers_figure(question, counts),
-                                  config=common.GRAPH_CONFIG, className="lesson-class-figure"))
+        # A figure box described by its words (the counts are all it shows, so no CSV is needed beside them).
+        children.append(html.Div([
+            dcc.Graph(figure=figures.class_answers_figure(question, counts), config=common.GRAPH_CONFIG,
+                      className="lesson-class-figure"),
+            html.P(figure_text.class_answers_text(question, counts), id=CLASS_FIGURE_TEXT, className="figure-text")],
+            role="figure", **{"aria-label": _("The class's answers beside the model's"),
+                              "aria-describedby": CLASS_FIGURE_TEXT}))
     return children
 
 
