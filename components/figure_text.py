@@ -4,18 +4,36 @@ Pure functions, numpy in, one sentence or a few out; every word through `_()`, e
 A figure carries its text in `layout.meta.description` (`attach`), which the page's paragraph shows."""
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
+from . import i18n
 from .i18n import _, ngettext
 
 
+_SPEC = re.compile(r"(?P<sign>\+)?,?(?:\.(?P<digits>\d+))?(?P<kind>[dfg%])")
+
+
 def number(value, spec: str = ".2f") -> str:
-    """Every number in a text alternative: a Python format spec (".2f", ".1%", ",d"), a real minus sign
-    (screen readers say "minus", not "hyphen"). The one place to make numbers follow the reader's locale."""
-    return format(value, spec).replace("-", "−")
+    """Every number in a text alternative, as the reader's language writes it (components/i18n.py: decimal and
+    group marks, where % goes), from a Python format spec (".2f", "+.3f", ".1%", ",d"; "g" keeps Python's
+    significant digits), with a real minus sign (screen readers say "minus", not "hyphen")."""
+    match = _SPEC.fullmatch(spec)
+    kind = match["kind"] if match else None
+    if kind == "d":
+        text = i18n.number(int(value))
+    elif kind == "f":
+        text = i18n.number(float(value), int(match["digits"] or 6))
+    elif kind == "%":
+        text = i18n.percent(float(value), int(match["digits"] or 0))
+    else:
+        text = format(value, spec)
+    if match and match["sign"] and float(value) >= 0 and kind != "g":
+        text = "+" + text
+    return text.replace("-", "−")
 
 
 def attach(figure: go.Figure, text: str) -> go.Figure:
