@@ -212,7 +212,8 @@ def test_weights_comparison_shows_its_rows(model, sequence):  # noqa: F811
 
 WEIGHT_ROWS = [{"dtype": d, "weight_bytes": b, "decode_tokens_per_s": t, "max_abs_dlogit": m, "top10_overlap": o,
                 "top10_same_order": same}
-               for d, b, t, m, o, same in (("float32", 4e8, 20.0, 0.0, 10, True), ("bfloat16", 2e8, 25.0, 0.03, 10, True),
+               for d, b, t, m, o, same in (("float32", 4e8, 20.0, 0.0, 10, True),
+                                           ("bfloat16", 2e8, 25.0, 0.03, 10, True),
                                            ("int8", 1.2e8, 45.0, 0.08, 9, False))]
 
 
