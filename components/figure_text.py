@@ -422,3 +422,75 @@ def class_answers_text(question: dict, counts: list[int]) -> str:
     return _("The class ({total}): {answers}. Beside it, {label}: {model}. The model's answer: “{answer}”.").format(
         total=ngettext("{n} answer", "{n} answers", total).format(n=total), answers=join(answers), label=question["model_label"], model=join(model),
         answer=choices[question["answer"]])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The decoding lab
+
+def beam_text(result: dict, greedy: dict | None = None) -> str:
+    """`result`, `greedy`: BeamResult.to_dict() records (the tree's search and greedy search's)."""
+    candidates = [c for step in result["steps"] for c in step["candidates"]]
+    count = {status: sum(c["status"] == status for c in candidates) for status in ("kept", "finished", "pruned")}
+    text = _("Beam search of width {width} over {steps} steps looked at {candidates} candidates: {kept} kept as "
+             "beams, {finished} finished, {pruned} pruned.").format(
+        width=result["settings"]["num_beams"], steps=number(len(result["steps"]), ",d"),
+        candidates=number(len(candidates), ",d"), kept=number(count["kept"], ",d"),
+        finished=number(count["finished"], ",d"), pruned=number(count["pruned"], ",d"))
+    if result["hypotheses"]:
+        best = result["hypotheses"][0]
+        text += " " + _("The best hypothesis, {text}, has {tokens} tokens, log-probability {logprob} and score "
+                        "{score}.").format(text=_("“{token}”").format(token=best["text"]),
+                                           tokens=number(len(best["token_ids"]), ",d"),
+                                           logprob=number(best["logprob"], ".3f"), score=number(best["score"], ".3f"))
+    if greedy is not None and greedy["hypotheses"]:
+        first = greedy["hypotheses"][0]
+        text += " " + _("Greedy search wrote {text}: log-probability {logprob}, score {score}.").format(
+            text=_("“{token}”").format(token=first["text"]), logprob=number(first["logprob"], ".3f"),
+            score=number(first["score"], ".3f"))
+    return text
+
+
+def rounds_text(cells: list[dict], k: int) -> str:
+    """`cells` from speculative_view.round_cells: the draft's proposals and the target's own token, per round."""
+    drafted = [c for c in cells if c["q"] is not None]
+    kept = sum(c["status"] == "accepted" for c in cells)
+    own = [c for c in cells if c["q"] is None]
+    rounds = len(own)
+    return _("{rounds} rounds of up to {k} draft tokens: the target kept {kept} of the {proposed} proposals "
+             "({rate}) and added a token of its own each round ({bonus} of them bonus tokens, after keeping all), "
+             "{tokens} new tokens in all, {per_round} per round.").format(
+        rounds=number(rounds, ",d"), k=k, kept=number(kept, ",d"), proposed=number(len(drafted), ",d"),
+        rate=number(kept / len(drafted) if drafted else 0.0, ".0%"),
+        bonus=number(sum(c["status"] == "bonus" for c in own), ",d"), tokens=number(kept + rounds, ",d"),
+        per_round=number((kept + rounds) / rounds if rounds else 0.0, ".2f"))
+
+
+def weights_text(rows: list[dict]) -> str:
+    """`rows` from quantize.compare_dtypes, float32 first."""
+    parts = [_("{dtype}: {mb} MB of weights, {speed} tokens/s, largest |Δlogit| {dlogit}, top 10 next tokens: "
+               "{shared} of 10 shared with float32, {order}").format(
+        dtype=r["dtype"], mb=number(r["weight_bytes"] / 1e6, ".1f"), speed=number(r["decode_tokens_per_s"], ".1f"),
+        dlogit=number(r["max_abs_dlogit"], ".4f"), shared=r["top10_overlap"],
+        order=_("in the same order") if r["top10_same_order"] else _("in another order")) for r in rows]
+    return _("The weights compared on this prompt. {rows}.").format(rows=join(parts))
+
+
+def decode_time_text(costs: list[dict], rates: dict) -> str:
+    """`costs` from decode_time.step_costs (step 0 the prefill), `rates` the machine's measured rates."""
+    prefill, decode = costs[0], costs[1:]
+    text = _("Step 0, the prefill of {tokens} tokens (the time to first token): measured {ms} ms; floors {memory} ms "
+             "to read its bytes and {compute} ms for its arithmetic.").format(
+        tokens=number(prefill["tokens"], ",d"), ms=number(prefill["ms"], ".2f"),
+        memory=number(prefill["memory_ms"], ".3f"), compute=number(prefill["compute_ms"], ".3f"))
+    if decode:
+        memory = float(np.mean([c["memory_ms"] for c in decode]))
+        compute = float(np.mean([c["compute_ms"] for c in decode]))
+        text += " " + _("The {n} decode steps: measured {tpot} ms per token on average (time per output token); "
+                        "floors {memory} ms for memory and {compute} ms for arithmetic, so decode is {bound}.").format(
+            n=number(len(decode), ",d"), tpot=number(np.mean([c["ms"] for c in decode]), ".2f"),
+            memory=number(memory, ".3f"), compute=number(compute, ".3f"),
+            bound=_("memory-bound") if memory >= compute else _("arithmetic-bound"))
+    return text + " " + _("FLOPs per byte: {prefill} in the prefill, {decode} in the last step; the ridge point "
+                          "is {ridge}.").format(prefill=number(prefill["intensity"], ".2f"),
+                                                decode=number(costs[-1]["intensity"], ".2f"),
+                                                ridge=number(rates["flops"] / rates["bandwidth"], ".1f"))

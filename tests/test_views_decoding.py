@@ -1,6 +1,8 @@
 """The decoding lab's views without a browser, on a tiny random GPT-2: each figure builder against the numbers it
 shows (beam tree, speculative rounds, the fp32 / bf16 / int8 comparison, where decode time goes), the callbacks as
 the page calls them, and a clear message for every bad setting."""
+import csv
+import io
 import math
 import threading
 
@@ -9,6 +11,8 @@ from dash.exceptions import PreventUpdate
 
 from components import decoding, generation, state
 from components.decoding import beam_view, decode_time, solo, speculative_view, weights_view
+from components.figure_csv import figure_csv
+from components.figure_text import text_of
 from model_runtime.quantize import converted
 from tests.test_beam import eos_heavy  # noqa: F401 (fixture)
 from tests.test_views_output import PROMPT, model, sequence  # noqa: F401 (fixtures)
@@ -38,15 +42,15 @@ def test_beam_tree_shows_every_candidate_at_its_score(eos_heavy):  # noqa: F811
             continue
         shown, trace = points(fig, names[status])
         assert shown == [(x, r) for x, r, _ in expected]  # each at its rank among the step's candidates
-        assert [c[3] for c in trace.customdata] == pytest.approx([score for _, _, score in expected])
+        assert [c[5] for c in trace.customdata] == pytest.approx([score for _, _, score in expected])
         assert trace.marker.color == beam_view.STATUS_COLORS[status]
         assert trace.text[0].endswith(f"<br>{expected[0][2]:.1f}")  # labelled with the cumulative log-prob
     # Finished hypotheses carry their length-normalised score, the one they are ranked by.
     shown, trace = points(fig, names["finished"])
     finished = {round(h["logprob"], 5): h["score"] for h in result["hypotheses"]}
     for custom in trace.customdata:
-        if round(custom[3], 5) in finished:
-            assert custom[2] == pytest.approx(finished[round(custom[3], 5)], abs=1e-5)
+        if round(custom[5], 5) in finished:
+            assert custom[6] == pytest.approx(finished[round(custom[5], 5)], abs=1e-5)
     # Every edge starts at the rank of the beam the candidate extends.
     first_kept = [r for r, c in enumerate(result["steps"][0]["candidates"]) if c["status"] == "kept"]
     edges = next(t for t in fig.data if t.mode == "lines" and t.legendgroup == "kept")
@@ -206,10 +210,15 @@ def test_weights_comparison_shows_its_rows(model, sequence):  # noqa: F811
     assert "10 / 10" in text  # float32 against itself
 
 
+WEIGHT_ROWS = [{"dtype": d, "weight_bytes": b, "decode_tokens_per_s": t, "max_abs_dlogit": m, "top10_overlap": o,
+                "top10_same_order": same}
+               for d, b, t, m, o, same in (("float32", 4e8, 20.0, 0.0, 10, True),
+                                           ("bfloat16", 2e8, 25.0, 0.03, 10, True),
+                                           ("int8", 1.2e8, 45.0, 0.08, 9, False))]
+
+
 def test_weights_figure_builder_against_rows():
-    rows = [{"dtype": d, "weight_bytes": b, "decode_tokens_per_s": t, "max_abs_dlogit": m}
-            for d, b, t, m in (("float32", 4e8, 20.0, 0.0), ("bfloat16", 2e8, 25.0, 0.03), ("int8", 1.2e8, 45.0, 0.08))]
-    fig = weights_view.comparison_figure(rows)
+    fig = weights_view.comparison_figure(WEIGHT_ROWS)
     assert list(fig.data[0].y) == [400, 200, 120]
     assert list(fig.data[1].y) == [20, 25, 45]
     assert list(fig.data[2].y) == [0, 0.03, 0.08]
@@ -299,3 +308,122 @@ def test_modes_switch_between_sections():
     page = str(decoding.section())
     for mode in decoding.MODES:
         assert f"decoding-mode-{mode}" in page
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Every chart in words and numbers: the texts name the records' own numbers, the CSVs hold them
+
+def csv_tables(fig) -> dict[str, list[list[str]]]:
+    """The figure's CSV as {title: rows} (a lone table under "")."""
+    rows = list(csv.reader(io.StringIO(figure_csv(fig))))
+    if not any(not r for r in rows):
+        return {"": rows}
+    tables, block = {}, []
+    for row in rows + [[]]:
+        if row:
+            block.append(row)
+        elif block:
+            tables[block[0][0]] = block[1:]
+            block = []
+    return tables
+
+
+def test_beam_tree_text_and_csv(eos_heavy):  # noqa: F811
+    _, runtime = eos_heavy
+    result = runtime.beam_search(PROMPT, num_beams=3, max_new_tokens=8, length_penalty=1.5).to_dict()
+    greedy = runtime.beam_search(PROMPT, num_beams=1, max_new_tokens=8, length_penalty=1.5).to_dict()
+    fig = beam_view.tree_figure(result, greedy)
+    best, first = result["hypotheses"][0], greedy["hypotheses"][0]
+    candidates = [(s["index"], r, c) for s in result["steps"] for r, c in enumerate(s["candidates"])]
+    pruned = sum(c["status"] == "pruned" for _, _, c in candidates)
+    text = text_of(fig)
+    assert text.startswith(f"Beam search of width 3 over {len(result['steps'])} steps looked at {len(candidates)} "
+                           "candidates:")
+    assert f"{pruned} pruned." in text
+    minus = lambda value: f"{value:.3f}".replace("-", "−")  # noqa: E731 (texts write a real minus sign)
+    assert (f"The best hypothesis, “{best['text']}”, has {len(best['token_ids'])} tokens, log-probability "
+            f"{minus(best['logprob'])} and score {minus(best['score'])}.") in text
+    assert text.endswith(f"Greedy search wrote “{first['text']}”: log-probability {minus(first['logprob'])}, score "
+                         f"{minus(first['score'])}.")
+    tables = csv_tables(fig)
+    names = beam_view.status_names()
+    for status in ("kept", "pruned", "finished"):
+        mine = [(t, r, c) for t, r, c in candidates if c["status"] == status]
+        if not mine:
+            continue
+        header, *rows = tables[names[status]]
+        assert header[:6] == ["new token", "rank", "token", "log p", "extends beam", "cumulative log p"]
+        assert [(int(row[0]), int(row[1]), row[2]) for row in rows] == [(t + 1, r + 1, c["text"]) for t, r, c in mine]
+        assert [float(row[5]) for row in rows] == pytest.approx([c["score"] for _, _, c in mine])
+    finished = tables[names["finished"]]
+    assert finished[0][-1] == "score (length-normalised)"
+    assert best["score"] == pytest.approx(max(float(row[-1]) for row in finished[1:]), abs=1e-6)
+    lines = figure_csv(fig).split("\n\n")  # the lower panel: the best hypothesis's path, greedy's
+    path = next(list(csv.reader(io.StringIO(t))) for t in lines if "best hypothesis" in t)
+    assert path[1][:2] == ["new token (0 = the prompt)", "best hypothesis"]
+    assert float(path[-1][1]) == pytest.approx(best["logprob"], abs=1e-4)
+
+
+def test_speculative_rounds_text_and_csv(model, tiny_model):  # noqa: F811
+    spec = model.speculative_generate(converted(tiny_model, "bfloat16"), PROMPT, k=4, max_new_tokens=20,
+                                      temperature=1.0, seed=3).run()
+    texts = {t: model.tokenizer.token(t).text for r in spec.rounds for t in r.proposed + [r.drawn]}
+    fig = speculative_view.rounds_figure(speculative_view.round_cells([r.to_dict() for r in spec.rounds], texts), 4)
+    kept, proposed = sum(r.accepted for r in spec.rounds), sum(len(r.proposed) for r in spec.rounds)
+    rounds, bonus = len(spec.rounds), sum(bool(r.bonus) for r in spec.rounds)
+    assert kept + rounds == len(spec.new_ids)
+    assert text_of(fig) == (
+        f"{rounds} rounds of up to 4 draft tokens: the target kept {kept} of the {proposed} proposals "
+        f"({kept / proposed:.0%}) and added a token of its own each round ({bonus} of them bonus tokens, after "
+        f"keeping all), {len(spec.new_ids)} new tokens in all, {len(spec.new_ids) / rounds:.2f} per round.")
+    tables = csv_tables(fig)
+    accepted = tables[speculative_view.status_names()["accepted"]] if kept else None
+    if accepted:
+        header, *rows = accepted
+        assert header == ["round", "slot (k + 1: the target's)", "token", "q (draft)", "p (target)",
+                          "keep probability"]
+        assert len(rows) == kept
+        first = next(r for r in spec.rounds if r.accepted)
+        row = rows[0]  # cells in round order: the first round that kept a proposal, its first
+        assert row[:3] == [str(first.index + 1), "1", texts[first.proposed[0]]]
+        assert float(row[4]) == pytest.approx(first.to_dict()["target_probs"][0])
+    own = sum(len(rows) - 1 for title, rows in tables.items()
+              if title in (speculative_view.status_names()["resampled"], speculative_view.status_names()["bonus"]))
+    assert own == rounds
+
+
+def test_weights_text_and_csv():
+    fig = weights_view.comparison_figure(WEIGHT_ROWS)
+    parts = [f"{r['dtype']}: {r['weight_bytes'] / 1e6:.1f} MB of weights, {r['decode_tokens_per_s']:.1f} tokens/s, "
+             f"largest |Δlogit| {r['max_abs_dlogit']:.4f}, top 10 next tokens: {r['top10_overlap']} of 10 shared with "
+             f"float32, in {'the same' if r['top10_same_order'] else 'another'} order" for r in WEIGHT_ROWS]
+    assert text_of(fig) == "The weights compared on this prompt. " + "; ".join(parts) + "."
+    header, *rows = csv_tables(fig)[""]
+    assert header == ["weights", "weight memory (MB)", "decode tokens/s", "largest |Δlogit| vs float32",
+                      "top-10 shared", "same order"]
+    assert rows == [[r["dtype"], str(r["weight_bytes"] / 1e6), str(r["decode_tokens_per_s"]), str(r["max_abs_dlogit"]),
+                     str(r["top10_overlap"]), str(r["top10_same_order"])] for r in WEIGHT_ROWS]
+
+
+def test_decode_time_text_and_csv():
+    steps = [{"ms": 50.0, "batch_size": 1, "cache_len": 6}] + \
+        [{"ms": ms, "batch_size": 1, "cache_len": 6 + i} for i, ms in enumerate((10.0, 12.0, 11.0), start=1)]
+    costs = decode_time.step_costs(steps, DIMS, 6, True, RATES)
+    fig = decode_time.costs_figure(costs, RATES)
+    decode = costs[1:]
+    memory = sum(c["memory_ms"] for c in decode) / 3
+    compute = sum(c["compute_ms"] for c in decode) / 3
+    assert memory > compute
+    assert text_of(fig) == (
+        f"Step 0, the prefill of 6 tokens (the time to first token): measured 50.00 ms; floors "
+        f"{costs[0]['memory_ms']:.3f} ms to read its bytes and {costs[0]['compute_ms']:.3f} ms for its arithmetic. "
+        f"The 3 decode steps: measured 11.00 ms per token on average (time per output token); floors {memory:.3f} ms "
+        f"for memory and {compute:.3f} ms for arithmetic, so decode is memory-bound. FLOPs per byte: "
+        f"{costs[0]['intensity']:.2f} in the prefill, {costs[-1]['intensity']:.2f} in the last step; the ridge point "
+        "is 10.0.")
+    assert decode_time.run_metrics(steps)["tpot_ms"] == pytest.approx(11.0)
+    header, *rows = csv_tables(fig)[""]
+    assert header == ["step (0 = prefill)", "tokens", "batch", "measured ms", "memory floor ms", "arithmetic floor ms",
+                      "bytes read", "FLOPs", "FLOPs per byte"]
+    keys = ("step", "tokens", "batch", "ms", "memory_ms", "compute_ms", "bytes", "flops", "intensity")
+    assert [float(v) for row in rows for v in row] == pytest.approx([c[k] for c in costs for k in keys])

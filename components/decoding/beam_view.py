@@ -12,6 +12,9 @@ from dash.exceptions import PreventUpdate
 from model_runtime.beam import MAX_BEAMS
 
 from .. import common, generation, ids, state
+from .. import figure_text as words
+from ..figure_access import accessible_graph
+from ..figure_access import register as register_figures
 from ..i18n import _, number
 from ..output import checked_int
 from . import solo
@@ -93,21 +96,26 @@ def tree_figure(result: dict, greedy: dict | None = None) -> go.Figure:
                 y.append(r)
                 text.append(f"{c['text']}<br>{c['score']:.1f}" if labels else "")
                 hover.append(c["text"])
-                custom.append([c["logprob"], c["parent"] + 1, c["score"] / (t + 1) ** lp, c["score"]])
+                # The CSV's columns (figure_csv): the candidates table of this status.
+                custom.append([t + 1, r + 1, c["text"], c["logprob"], c["parent"] + 1, c["score"]]
+                              + ([c["score"] / (t + 1) ** lp] if status == "finished" else []))
         if not x:
             continue
         color = STATUS_COLORS[status]
         fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", line=dict(color=color, width=1 if status == "pruned" else 2),
-                                 hoverinfo="skip", showlegend=False, legendgroup=status), row=1, col=1)
-        extra = (_("<br>length-normalised score %{customdata[2]:.3f}") if status == "finished" else "")
+                                 hoverinfo="skip", showlegend=False, legendgroup=status, meta={"csv": False}),
+                      row=1, col=1)
+        columns = [_("new token"), _("rank"), _("token"), _("log p"), _("extends beam"), _("cumulative log p")]
+        columns += [_("score (length-normalised)")] if status == "finished" else []
+        extra = (_("<br>length-normalised score %{customdata[6]:.3f}") if status == "finished" else "")
         fig.add_trace(go.Scatter(
             x=x, y=y, mode="markers+text" if labels else "markers", name=names[status], legendgroup=status,
             text=text, textposition="middle right", textfont=dict(size=10, color="#888" if status == "pruned" else None),
-            hovertext=hover, customdata=custom,
+            hovertext=hover, customdata=custom, meta={"csv_columns": columns},
             marker=dict(color=color, size=11 if status == "finished" else 8,
                         symbol="diamond" if status == "finished" else "circle", line=dict(color="white", width=1)),
-            hovertemplate=_("token %{x}: %{hovertext}<br>log p = %{customdata[0]:.3f} after beam "
-                            "%{customdata[1]}<br>cumulative %{customdata[3]:.3f}") + extra + "<extra></extra>"),
+            hovertemplate=_("token %{x}: %{hovertext}<br>log p = %{customdata[3]:.3f} after beam "
+                            "%{customdata[4]}<br>cumulative %{customdata[5]:.3f}") + extra + "<extra></extra>"),
             row=1, col=1)
     paths = [(result, _("best hypothesis"), STATUS_COLORS["finished"], "solid")]
     if greedy is not None:
@@ -127,7 +135,8 @@ def tree_figure(result: dict, greedy: dict | None = None) -> go.Figure:
                      zeroline=False)
     fig.update_xaxes(title_text=_("new token (0 = the prompt)"), row=2, col=1)
     fig.update_layout(legend=dict(orientation="h", y=-0.12), hovermode="closest")
-    return common.clear_of_toolbar(common.style(fig, height=360 + 34 * width))
+    return words.attach(common.clear_of_toolbar(common.style(fig, height=360 + 34 * width)),
+                        words.beam_text(result, greedy))
 
 
 def hypothesis_rows(result: dict, greedy: dict | None = None) -> list[dict]:
@@ -209,7 +218,7 @@ def section() -> html.Div:
         ], className="gen-controls"),
         html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.Div(id=SUMMARY, className="gen-live", role="status"),
-        common.graph(FIGURE),
+        accessible_graph(FIGURE, _("Beam search tree")),
         html.Div(id=TABLE),
     ])
 
@@ -220,3 +229,4 @@ def register(app) -> None:
                  Input(RUN, "n_clicks"), State(ids.SEQUENCE, "data"), State(ids.PROMPT, "value"),
                  State(WIDTH, "value"), State(LENGTH_PENALTY, "value"), State(NO_REPEAT, "value"),
                  State(N_TOKENS, "value"), State(EOS, "value"), prevent_initial_call=True)(search)
+    register_figures(app, FIGURE)

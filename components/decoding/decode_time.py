@@ -16,6 +16,9 @@ from dash import Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from .. import common, generation, ids, state
+from .. import figure_text as words
+from ..figure_access import accessible_graph
+from ..figure_access import register as register_figures
 from ..i18n import _, number
 
 FIGURE, CARDS = "decode-time-figure", "decode-time-cards"
@@ -112,31 +115,41 @@ def costs_figure(costs: list[dict], rates: dict) -> go.Figure:
     x = np.asarray([c["step"] for c in costs], dtype=np.int32)
     (x1, y1), (x2, y2) = refs
     measured = np.asarray([c["ms"] for c in costs], dtype=np.float32)
+    # The CSV (figure_csv): one table, a row per step, carried by the memory floor's line; the rest is drawn
+    # from the same numbers.
+    table = {"csv_columns": [_("step (0 = prefill)"), _("tokens"), _("batch"), _("measured ms"),
+                             _("memory floor ms"), _("arithmetic floor ms"), _("bytes read"), _("FLOPs"),
+                             _("FLOPs per byte")]}
+    rows = [[c["step"], c["tokens"], c["batch"], c["ms"], c["memory_ms"], c["compute_ms"], c["bytes"], c["flops"],
+             c["intensity"]] for c in costs]
     for part, name, color in ((slice(0, 1), _("prefill, measured"), COLORS["prefill"]),
                               (slice(1, None), _("decode steps, measured"), COLORS["measured"])):
         if len(x[part]):
             fig.add_trace(go.Bar(x=x[part], y=measured[part], name=name, marker_color=color, xaxis=x1, yaxis=y1,
+                                 meta={"csv": False},
                                  hovertemplate=_("step %{x}: %{y:.2f} ms measured") + "<extra></extra>"))
     for key, name in (("memory_ms", _("bytes ÷ bandwidth")), ("compute_ms", _("FLOPs ÷ arithmetic rate"))):
         color = COLORS["memory" if key == "memory_ms" else "compute"]
+        memory = key == "memory_ms"
         fig.add_trace(go.Scatter(x=x, y=np.asarray([c[key] for c in costs], dtype=np.float32), name=name,
                                  mode="lines+markers", line=dict(color=color, shape="hvh"), marker=dict(size=5),
-                                 xaxis=x1, yaxis=y1,
+                                 xaxis=x1, yaxis=y1, meta=table if memory else {"csv": False},
+                                 customdata=rows if memory else None,
                                  hovertemplate=_("step %{x}: %{y:.3f} ms") + "<extra>" + name + "</extra>"))
     fig.add_trace(go.Scatter(x=x, y=np.asarray([c["intensity"] for c in costs], dtype=np.float32),
                              name=_("FLOPs per byte"), mode="lines+markers", line=dict(color="#1b2a49"),
-                             xaxis=x2, yaxis=y2,
+                             xaxis=x2, yaxis=y2, meta={"csv": False},
                              hovertemplate=_("step %{x}: %{y:.2f} FLOPs per byte") + "<extra></extra>"))
     ridge = rates["flops"] / rates["bandwidth"]
     fig.add_trace(go.Scatter(x=[x[0], x[-1]], y=[ridge, ridge], mode="lines", name=_("ridge point"),
-                             line=dict(color="#555", dash="dot"), xaxis=x2, yaxis=y2,
+                             line=dict(color="#555", dash="dot"), xaxis=x2, yaxis=y2, meta={"csv": False},
                              hovertemplate=_("ridge: %{y:.1f} FLOPs per byte") + "<extra></extra>"))
     ticks = [m * 10.0 ** e for e in range(-3, 7) for m in (1, 2, 5)]  # 1-2-5: no crowded minor labels
     fig.update_layout(yaxis=dict(type="log", title_text="ms", tickvals=ticks),
                       yaxis2=dict(type="log", title_text=_("FLOP/byte"), tickvals=ticks),
                       xaxis2=dict(title_text=_("step (0 = prefill)")), legend=dict(orientation="h", y=-0.22),
                       bargap=0.2)
-    return common.clear_of_toolbar(common.style(fig, height=540))
+    return words.attach(common.clear_of_toolbar(common.style(fig, height=540)), words.decode_time_text(costs, rates))
 
 
 def _f(value, unit: str = "") -> str:
@@ -170,7 +183,8 @@ def cards(metrics: dict, rates: dict, costs: list[dict]) -> html.Div:
 
 def section() -> html.Div:
     return html.Details([html.Summary(_("Where decode time goes: memory vs arithmetic, TTFT and TPOT")),
-                         common.explanation(explanation()), html.Div(id=CARDS), common.graph(FIGURE)],
+                         common.explanation(explanation()), html.Div(id=CARDS),
+                         accessible_graph(FIGURE, _("Where decode time goes"))],
                         className="gen-more", open=True)
 
 
@@ -200,3 +214,4 @@ def render(_rendered, view, record):
 def register(app) -> None:
     app.callback(Output(CARDS, "children"), Output(FIGURE, "figure"),
                  Input(generation.RENDERED, "data"), Input(ids.VIEW, "value"), State(ids.GENERATION, "data"))(render)
+    register_figures(app, FIGURE)

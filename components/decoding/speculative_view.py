@@ -16,6 +16,9 @@ from dash.exceptions import PreventUpdate
 from model_runtime.speculative import MAX_K
 
 from .. import common, generation, ids, state
+from .. import figure_text as words
+from ..figure_access import accessible_graph
+from ..figure_access import register as register_figures
 from ..i18n import _, number, percent
 from ..output import checked_int, checked_params
 from . import solo
@@ -86,16 +89,20 @@ def rounds_figure(cells: list[dict], k: int) -> go.Figure:
             x=[c["slot"] for c in mine], y=[c["round"] + 1 for c in mine], mode="markers+text", name=names[status],
             text=[c["text"] for c in mine], textposition="middle center", textfont=dict(size=11),
             marker=dict(symbol="square", size=34, color=COLORS[status], opacity=0.55),
-            customdata=[[c["q"], c["p"], c["keep"]] for c in mine] if draft_cell else None,
-            hovertemplate=(_("round %{y}, draft token %{x}: %{text}<br>q (draft) = %{customdata[0]:.3f}, "
-                             "p (target) = %{customdata[1]:.3f}<br>kept with probability %{customdata[2]:.3f}")
+            # The CSV's columns (figure_csv): the cells of this status.
+            customdata=[[c["round"] + 1, c["slot"], c["text"]] + ([c["q"], c["p"], c["keep"]] if draft_cell else [])
+                        for c in mine],
+            meta={"csv_columns": [_("round"), _("slot (k + 1: the target's)"), _("token")]
+                  + ([_("q (draft)"), _("p (target)"), _("keep probability")] if draft_cell else [])},
+            hovertemplate=(_("round %{y}, draft token %{x}: %{text}<br>q (draft) = %{customdata[3]:.3f}, "
+                             "p (target) = %{customdata[4]:.3f}<br>kept with probability %{customdata[5]:.3f}")
                            if draft_cell else _("round %{y}: the target's %{text}")) + "<extra></extra>"))
     ticks = list(range(1, k + 2))
     fig.update_xaxes(tickvals=ticks, ticktext=[str(i) for i in ticks[:-1]] + [_("target")], range=[0.4, k + 1.6],
                      title_text=_("draft proposals 1 … k, then the target's own token"), showgrid=False)
     fig.update_yaxes(autorange="reversed", title_text=_("round"), dtick=1, showgrid=False)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return common.style(fig, height=max(260, 120 + 40 * n_rounds))
+    return words.attach(common.style(fig, height=max(260, 120 + 40 * n_rounds)), words.rounds_text(cells, k))
 
 
 def speed_summary(timings: dict, plain_seconds: float, plain_tokens: int) -> dict:
@@ -206,7 +213,7 @@ def section() -> html.Div:
         ], className="gen-controls"),
         html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.Div(id=SUMMARY),
-        common.graph(FIGURE),
+        accessible_graph(FIGURE, _("Speculative decoding, round by round")),
         html.P(id=WHY, className="hint"),
     ])
 
@@ -218,3 +225,4 @@ def register(app) -> None:
                  State(K, "value"), State(N_TOKENS, "value"), State(ids.TEMPERATURE, "value"),
                  State(ids.TOP_K, "value"), State(ids.TOP_P, "value"), State(ids.SEED, "value"),
                  prevent_initial_call=True)(speculate)
+    register_figures(app, FIGURE)

@@ -15,6 +15,9 @@ from flask import has_app_context
 from model_runtime.quantize import compare_dtypes, converted
 
 from .. import common, ids, state
+from .. import figure_text as words
+from ..figure_access import accessible_graph
+from ..figure_access import register as register_figures
 from ..i18n import _, number
 from . import solo
 
@@ -55,12 +58,19 @@ def comparison_figure(rows: list[dict]) -> go.Figure:
     columns = [([r["weight_bytes"] / 1e6 for r in rows], "%{y:.1f} MB"),
                ([r["decode_tokens_per_s"] for r in rows], _("%{y:.1f} tokens/s")),
                ([r["max_abs_dlogit"] for r in rows], "%{y:.4f}")]
-    for (x, y), (values, hover) in zip(refs, columns):
+    # The CSV (figure_csv): one table, every number of each dtype, carried by the first panel's bars.
+    table_rows = [[r["dtype"], r["weight_bytes"] / 1e6, r["decode_tokens_per_s"], r["max_abs_dlogit"],
+                   r["top10_overlap"], bool(r["top10_same_order"])] for r in rows]
+    csv = [{"csv_columns": [_("weights"), _("weight memory (MB)"), _("decode tokens/s"),
+                            _("largest |Δlogit| vs float32"), _("top-10 shared"), _("same order")]},
+           {"csv": False}, {"csv": False}]
+    for (x, y), (values, hover), meta in zip(refs, columns, csv):
         fig.add_trace(go.Bar(x=names, y=values, marker_color=colors, xaxis=x, yaxis=y, showlegend=False,
-                             texttemplate=hover, textposition="outside", cliponaxis=False,
+                             texttemplate=hover, textposition="outside", cliponaxis=False, meta=meta,
+                             customdata=table_rows if "csv_columns" in meta else None,
                              hovertemplate="%{x}: " + hover + "<extra></extra>"))
     fig.update_yaxes(rangemode="tozero", showticklabels=False)
-    return common.clear_of_toolbar(common.style(fig, height=340))
+    return words.attach(common.clear_of_toolbar(common.style(fig, height=340)), words.weights_text(rows))
 
 
 def table(rows: list[dict], texts: dict[int, str]) -> html.Table:
@@ -133,7 +143,7 @@ def section() -> html.Div:
                  className="gen-controls"),
         html.Div(id=MESSAGE, className="view-message", role="alert"),
         html.P(id=MEMORY, className="hint"),
-        common.graph(FIGURE),
+        accessible_graph(FIGURE, _("float32, bfloat16 and int8 weights compared")),
         html.Div(id=TABLE),
     ])
 
@@ -143,3 +153,4 @@ def register(app) -> None:
                  Output(TABLE, "children"),
                  Input(RUN, "n_clicks"), State(ids.SEQUENCE, "data"), State(ids.PROMPT, "value"),
                  prevent_initial_call=True)(compare)
+    register_figures(app, FIGURE)
