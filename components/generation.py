@@ -34,9 +34,10 @@ from dash import ALL, Input, Output, Patch, State, callback_context, dcc, html, 
 from dash.exceptions import PreventUpdate
 from plotly.subplots import make_subplots
 
+from model_runtime.generate import STOP_REASONS
 from model_runtime.sampling import MAX_PENALTY, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY
 
-from . import common, ids, state
+from . import common, i18n, ids, state
 from . import figure_text as words
 from .figure_access import accessible_graph
 from .figure_access import register as register_figures
@@ -466,8 +467,10 @@ def stop_line(record: dict) -> str:
     if record.get("live"):
         return ""
     n = len(record["steps"])
+    reason = record.get("stop_reason")
+    why = record.get("stop_message") or reason   # the standard reasons in the reader's language
     return ngettext("Stopped after {n} token: {why}.", "Stopped after {n} tokens: {why}.", n).format(
-        n=n, why=record.get("stop_message") or record.get("stop_reason"))
+        n=n, why=i18n.stop_reason(reason) if why == STOP_REASONS.get(reason) else why)
 
 
 def render(_rendered, view, generation):
@@ -549,7 +552,7 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
     yet, the prompt box's text is used."""
     if not n_clicks:
         raise PreventUpdate
-    fail = (lambda why: (no_update, _("Cannot generate: {why}").format(why=why), no_update, no_update, no_update,
+    fail = (lambda why: (no_update, _("Cannot generate: {why}").format(why=i18n.message(why)), no_update, no_update, no_update,
                          no_update, no_update))
     try:
         owner = session_of(session)
@@ -559,7 +562,7 @@ def generate(n_clicks, sequence, prompt, n_tokens, use_cache, temperature, top_k
                     "stop": checked_stop(stop_text),
                     **live_settings(temperature, top_k, top_p, repetition, presence, frequency)}
     except ValueError as why:
-        return fail(f"{why}.")
+        return fail(i18n.message(why) + ".")
     new_sequence = no_update
     try:
         if isinstance(sequence, dict) and sequence.get("ids"):
@@ -613,8 +616,9 @@ def poll(_n, job, session, n_tokens):
         tokenizer = state.model.get().tokenizer
     except (ValueError, RuntimeError) as why:
         record["live"] = False
-        record["stop_reason"], record["stop_message"] = "error", str(why)
-        return record, no_update, None, True, "", _("The run ended: {why}").format(why=why), uuid.uuid4().hex, ""
+        record["stop_reason"], record["stop_message"] = "error", i18n.message(why)
+        return record, no_update, None, True, "", _("The run ended: {why}").format(why=i18n.message(why)), \
+            uuid.uuid4().hex, ""
     steps = [with_chip(s, tokenizer) for s in answer["steps"]]
     record["steps"].extend(steps)
     record["new_ids"].extend([s["id"] for s in steps])
@@ -639,7 +643,7 @@ def steer(temperature, top_k, top_p, repetition, presence, frequency, job, sessi
         settings = live_settings(temperature, top_k, top_p, repetition, presence, frequency)
         state.engine.get().update(job["job"], session_of(session), settings)
     except (ValueError, RuntimeError) as why:
-        return _("Not applied: {why}").format(why=why)
+        return _("Not applied: {why}").format(why=i18n.message(why))
     before = job.get("params")
     changed = change_text(before, settings) if isinstance(before, dict) else ""
     line = _("{changes} from the next step on (marked in the text).").format(changes=changed)
@@ -654,7 +658,7 @@ def stop(n_clicks, job, session):
     try:
         state.engine.get().cancel(job["job"], session_of(session))
     except (ValueError, RuntimeError) as why:
-        return _("Could not stop the run: {why}").format(why=why)
+        return _("Could not stop the run: {why}").format(why=i18n.message(why))
     return "Stopping…"
 
 

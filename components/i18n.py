@@ -26,6 +26,9 @@ from babel.numbers import format_percent, get_decimal_symbol, get_group_symbol
 from babel.support import Translations
 from flask import g, has_request_context, request
 
+from model_runtime.generate import STOP_REASONS
+from model_runtime.messages import N_, PeopleMessage  # noqa: F401 (N_ marks module-level text here too)
+
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DEFAULT = "en"
 # code in ?lang= and the catalogue's folder -> (the language's own name, the BCP 47 tag for <html lang>)
@@ -38,11 +41,6 @@ LANGUAGES = {
 }
 COOKIE = "lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
-
-
-def N_(message: str) -> str:
-    """Marks module-level text for the catalogues; it is translated where it is shown, with `_(message)`."""
-    return message
 
 
 def _(message: str) -> str:
@@ -153,3 +151,22 @@ def percent_significant(fraction) -> str:
 def percent(fraction, decimals: int = 0) -> str:
     """A fraction as a percentage in the reader's language (0.125 -> 12.5%, 12,5 %)."""
     return _formatted(fraction, lambda locale: locale.percent_formats, decimals)
+
+
+def message(error: BaseException) -> str:
+    """The message of an error raised for people, in the reader's language: the runtime's messages keep their
+    English template and values apart (model_runtime/messages.py), so the template is looked up here and the
+    values written as this language writes them; any other error's text is shown as it is."""
+    if not isinstance(error, PeopleMessage):
+        return str(error)
+    if not error.values:
+        return _(error.template)
+    # Numbers as the language writes them; words the runtime marked (a setting's name) in the language too.
+    values = {k: number(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _(v) if isinstance(v, str)
+              else v for k, v in error.values.items()}
+    return _(error.template).format(**values)
+
+
+def stop_reason(code) -> str:
+    """Why a run stopped, for its reason code (model_runtime.generate.STOP_REASONS), in the reader's language."""
+    return _(STOP_REASONS[code]) if code in STOP_REASONS else str(code or "")

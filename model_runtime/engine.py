@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .generate import Run, Step
+from .messages import N_, PeopleMessage
 from .model import LayerCache, SlotLayer
 from .sampling import SamplingParams, make_generator
 
@@ -58,8 +59,12 @@ def _close_engines() -> None:
         engine.close()
 
 
-class EngineFull(RuntimeError):
-    """The queue is full; the message is for people."""
+class EngineFull(PeopleMessage, RuntimeError):
+    """The queue is full, or the engine has stopped; the message is for people."""
+
+
+class RunRefused(PeopleMessage, ValueError):
+    """A run this engine cannot hold; the message is for people."""
 
 
 class Job(Run):
@@ -245,17 +250,18 @@ class Engine:
         settings.setdefault("max_seconds", self.max_seconds)
         job = Job(self, self.runtime, prompt_or_ids, use_cache=use_cache, on_step=on_step, **settings)
         if use_cache and job.max_len > self.max_cached_tokens:
-            raise ValueError(f"this run needs {job.max_len:,} cached positions; this engine holds at most "
-                             f"{self.max_cached_tokens:,} (ask for fewer tokens or a shorter prompt)")
+            raise RunRefused(N_("this run needs {needed} cached positions; this engine holds at most {most} (ask "
+                                "for fewer tokens or a shorter prompt)"), needed=job.max_len, most=self.max_cached_tokens)
         with self._wake:
             if not self.alive:
-                raise EngineFull("the engine has shut down")
+                raise EngineFull(N_("The generation engine has shut down."))
             reason = job._cannot_start()
             if reason:
                 job._finish(reason)
                 return job
             if len(self._queue) >= self.max_queue:
-                raise EngineFull(f"{len(self._queue)} generations are already waiting; try again in a moment")
+                raise EngineFull(N_("The generation engine is full: {n} generations are already waiting; try again "
+                                    "in a moment."), n=len(self._queue))
             self._queue.append(job)
             self._wake.notify()
         return job

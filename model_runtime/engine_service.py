@@ -29,6 +29,7 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener, answer_challenge, deliver_challenge
 
 from .engine import UPDATABLE, Engine, EngineFull
+from .messages import N_, PeopleMessage
 from .generate import STOP_REASONS
 from .runtime import DTYPES
 from .sampling import SamplingParams
@@ -38,12 +39,12 @@ MAX_STOP_CHARS = 64
 TOP_CANDIDATES = 5
 
 
-class EngineError(ValueError):
+class EngineError(PeopleMessage, ValueError):
     """A request the engine refuses (bad settings, unknown job, someone else's job, full); the message is for
-    people."""
+    people (a template and its values, translated by the app)."""
 
 
-class EngineUnavailable(RuntimeError):
+class EngineUnavailable(PeopleMessage, RuntimeError):
     """The engine is not running or not answering; the message is for people."""
 
 
@@ -54,45 +55,49 @@ def _whole(value, name: str, low: int, high: int) -> int:
     # An int is checked as it is: math.isfinite(10**400) would raise OverflowError, not refuse it.
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
-        raise EngineError(f"{name} must be a whole number from {low} to {high}, not {str(value)[:40]!r}")
+        raise EngineError(N_("{name} must be a whole number from {low} to {high}, not {value}"), name=name, low=low,
+                          high=high, value=repr(str(value)[:40]))
     if not low <= int(value) <= high:
-        raise EngineError(f"{name} must be from {low} to {high}; got {int(value)}")
+        raise EngineError(N_("{name} must be from {low} to {high}; got {value}"), name=name, low=low, high=high,
+                          value=int(value))
     return int(value)
 
 
 def checked_settings(settings, max_new_tokens: int, live: bool = False) -> dict:
     """Keyword settings for `Engine.submit` (or, with `live`, for `Job.update`) from values a page sent."""
     if not isinstance(settings, dict):
-        raise EngineError("the settings must be a mapping of names to values")
+        raise EngineError(N_("the settings must be a mapping of names to values"))
     allowed = set(UPDATABLE) if live else {*UPDATABLE, "seed", "max_new_tokens", "stop", "use_cache"}
     unknown = set(settings) - allowed
     if unknown:
-        raise EngineError(f"unknown or unchangeable settings: {', '.join(sorted(map(str, unknown)))[:200]}")
+        raise EngineError(N_("unknown or unchangeable settings: {names}"),
+                          names=", ".join(sorted(map(str, unknown)))[:200])
     try:
         params = SamplingParams.checked(**{k: v for k, v in settings.items() if k in (*UPDATABLE, "seed")})
     except ValueError as why:
-        raise EngineError(str(why)) from None
+        raise EngineError.of(why) from None
     out = {name: getattr(params, name) for name in UPDATABLE if name in settings}
     if live:
         return out
     out["seed"] = params.seed
-    out["max_new_tokens"] = _whole(settings.get("max_new_tokens", 20), "The number of tokens", 1, max_new_tokens)
+    out["max_new_tokens"] = _whole(settings.get("max_new_tokens", 20), N_("The number of tokens"), 1, max_new_tokens)
     stop = settings.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not (isinstance(stop, list) and len(stop) <= MAX_STOP_STRINGS
             and all(isinstance(s, str) and len(s) <= MAX_STOP_CHARS for s in stop)):
-        raise EngineError(f"stop sequences: at most {MAX_STOP_STRINGS}, each at most {MAX_STOP_CHARS} characters")
+        raise EngineError(N_("stop sequences: at most {n}, each at most {chars} characters"), n=MAX_STOP_STRINGS,
+                          chars=MAX_STOP_CHARS)
     out["stop"] = [s for s in stop if s]
     use_cache = settings.get("use_cache", True)
     if not isinstance(use_cache, bool):
-        raise EngineError("use_cache must be true or false")
+        raise EngineError(N_("use_cache must be true or false"))
     out["use_cache"] = use_cache
     return out
 
 
 def _checked_id(value, name: str) -> str:
     if not (isinstance(value, str) and 0 < len(value) <= 64 and value.replace("-", "").replace("_", "").isalnum()):
-        raise EngineError(f"that is not a valid {name}")
+        raise EngineError(N_("that is not a valid {name}"), name=name)
     return value
 
 
@@ -143,25 +148,23 @@ class JobBoard:
         self._lock = threading.Lock()
 
     def submit(self, prompt_ids, settings, owner) -> dict:
-        owner = _checked_id(owner, "page id")
+        owner = _checked_id(owner, N_("page id"))
         kwargs = checked_settings(settings, self.max_new_tokens)
         if not (isinstance(prompt_ids, list) and all(isinstance(i, int) and not isinstance(i, bool)
                                                      for i in prompt_ids)):
-            raise EngineError("the prompt must be a list of token ids")
+            raise EngineError(N_("the prompt must be a list of token ids"))
         self._forget_old()
         with self._lock:
             previous = self._live_by_owner.get(owner)
             if len(self._jobs) >= self.max_jobs:
-                raise EngineError("the engine is keeping too many runs; try again in a minute")
+                raise EngineError(N_("the engine is keeping too many runs; try again in a minute"))
         entry, job_id = _Entry(owner), secrets.token_urlsafe(18)
         tokenizer = self.engine.runtime.tokenizer
         try:
             entry.job = self.engine.submit(prompt_ids, on_step=lambda s: entry.steps.append(step_summary(s, tokenizer)),
                                            **kwargs)
-        except EngineFull as why:
-            raise EngineError(f"The generation engine is full: {why}.") from None
-        except ValueError as why:
-            raise EngineError(str(why)) from None
+        except (EngineFull, ValueError) as why:
+            raise EngineError.of(why) from None
         # Only now, the new run accepted, does the page's previous one end: a refused submit changes nothing.
         if previous is not None:
             self._cancel_entry(previous)
@@ -190,11 +193,11 @@ class JobBoard:
         entry = self._entry(job, owner)
         kwargs = checked_settings(settings, self.max_new_tokens, live=True)
         if entry.job.done:
-            raise EngineError("that run has already ended")
+            raise EngineError(N_("that run has already ended"))
         try:
             entry.job.update(**kwargs)
         except ValueError as why:
-            raise EngineError(str(why)) from None
+            raise EngineError.of(why) from None
         return {"from_step": len(entry.job.new_ids)}  # the first step drawn with them, give or take the one in flight
 
     def cancel(self, job, owner) -> dict:
@@ -206,11 +209,11 @@ class JobBoard:
         return self.engine.stats()
 
     def _entry(self, job, owner) -> _Entry:
-        job, owner = _checked_id(job, "run id"), _checked_id(owner, "page id")
+        job, owner = _checked_id(job, N_("run id")), _checked_id(owner, N_("page id"))
         with self._lock:
             entry = self._jobs.get(job)
         if entry is None or not secrets.compare_digest(entry.owner, owner):
-            raise EngineError("no such run for this page (it may have ended more than 10 minutes ago)")
+            raise EngineError(N_("no such run for this page (it may have ended more than 10 minutes ago)"))
         return entry
 
     def _cancel_entry(self, job_id: str) -> None:
@@ -262,10 +265,10 @@ def _answer(board: JobBoard, conn) -> None:
                 return
             try:
                 if method not in METHODS or not isinstance(args, (list, tuple)):
-                    raise EngineError("unknown engine request")
+                    raise EngineError(N_("unknown engine request"))
                 reply = ("ok", getattr(board, method)(*args))
             except EngineError as why:
-                reply = ("refused", str(why))
+                reply = ("refused", why.wire())
             except Exception as error:  # noqa: BLE001 - the client gets a message, the log the details
                 logging.getLogger(__name__).exception("engine request failed")
                 reply = ("failed", f"{type(error).__name__}")
@@ -296,15 +299,18 @@ class EngineConnection:
             self._local.conn = None
             if conn is not None:
                 conn.close()
-            raise EngineUnavailable(
-                "The generation engine is not answering (it may still be loading the model, or it has stopped); "
-                "the rest of the page works. Try again in a moment." if not isinstance(why, TimeoutError) else
-                f"The generation engine did not answer within {self.timeout:g} s; try again in a moment.") from None
+            if isinstance(why, TimeoutError):
+                raise EngineUnavailable(N_("The generation engine did not answer within {seconds} s; try again in a "
+                                           "moment."), seconds=self.timeout) from None
+            raise EngineUnavailable(N_("The generation engine is not answering (it may still be loading the model, "
+                                       "or it has stopped); the rest of the page works. Try again in a moment.")) \
+                from None
         if status == "ok":
             return value
         if status == "refused":
-            raise EngineError(value)
-        raise EngineUnavailable(f"The generation engine failed ({value}); it was logged.")
+            template, values = value
+            raise EngineError(template, **values)
+        raise EngineUnavailable(N_("The generation engine failed ({error}); it was logged."), error=value)
 
     def _connect(self) -> Connection:
         """multiprocessing's Client(address, authkey=...) with a deadline: its connect and key handshake block

@@ -12,19 +12,21 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .messages import N_
 from .model import LayerCache
 from .sampling import SamplingParams, SamplingRecord, draw, make_generator, sampling_record
 from .tokenizer import Token
 from .trace import CaptureSpec, Recorder
 
+# Why a run stopped, for people (the app shows them in the reader's language).
 STOP_REASONS = {
-    "max_new_tokens": "reached the number of tokens asked for",
-    "eos": "the model ended the text (<|endoftext|>)",
-    "stop_sequence": "a stop sequence appeared",
-    "context_full": "the context window is full",
-    "time_limit": "the time limit ran out",
-    "cancelled": "stopped by the user",
-    "error": "the generation engine failed (the server log says why)",
+    "max_new_tokens": N_("reached the number of tokens asked for"),
+    "eos": N_("the model ended the text (<|endoftext|>)"),
+    "stop_sequence": N_("a stop sequence appeared"),
+    "context_full": N_("the context window is full"),
+    "time_limit": N_("the time limit ran out"),
+    "cancelled": N_("stopped by the user"),
+    "error": N_("the generation engine failed (the server log says why)"),
 }
 
 

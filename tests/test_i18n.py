@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from flask import Flask
 
@@ -16,8 +17,9 @@ from components.i18n import _, ngettext, number, percent, percent_significant
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUES = sorted(ROOT.glob("locale/*/LC_MESSAGES/messages.po"))
-# What scripts/translations.sh extracts (babel.cfg), read here without the command line.
-SOURCES = [("app.py", "python"), ("components/**.py", "python")]
+# What scripts/translations.sh extracts: babel.cfg's own list, read here without the command line.
+with open(ROOT / "babel.cfg") as _cfg:
+    SOURCES = parse_mapping_cfg(_cfg)[0]
 
 
 def code_messages() -> dict:
@@ -243,3 +245,27 @@ def test_the_first_starts_download_and_untrained_weights_are_told_in_the_languag
     with flask_app.test_request_context("/?lang=ko"):
         assert untrained_line(untrained).startswith("학습되지 않은 가중치: no network.")
         assert untrained_line(tiny_model) == tiny_model.message  # a runtime made by hand keeps its own words
+
+
+def test_the_runtimes_messages_reach_the_page_in_the_readers_language(flask_app):
+    """The engine's refusals and a run's stop reason are written by model_runtime in English; the page shows
+    them in the reader's language, the values as the language writes them."""
+    from components import generation, i18n
+    from model_runtime.engine import EngineFull
+    from model_runtime.engine_service import EngineError
+    from model_runtime.messages import N_
+    full = EngineFull(N_("The generation engine is full: {n} generations are already waiting; try again in a "
+                         "moment."), n=1200)
+    refused = EngineError.of(full)
+    assert str(refused) == "The generation engine is full: 1200 generations are already waiting; try again in a moment."
+    record = {"steps": [{}] * 3, "stop_reason": "max_new_tokens",
+              "stop_message": "reached the number of tokens asked for"}
+    with flask_app.test_request_context("/?lang=es"):
+        assert i18n.message(refused) == ("El motor de generación está lleno: ya hay 1.200 generaciones esperando; "
+                                         "vuelve a intentarlo en un momento.")
+        assert i18n.message(EngineError(N_("that is not a valid {name}"), name=N_("page id"))) == \
+            "eso no es un id de página válido"
+        assert i18n.message(ValueError("plain")) == "plain"
+        assert generation.stop_line(record) == "Detenido tras 3 tokens: se alcanzó el número de tokens pedido."
+        # A message that is not a standard reason (an engine error's own text) is shown as it came.
+        assert "boom" in generation.stop_line({**record, "stop_reason": "error", "stop_message": "boom"})
