@@ -144,12 +144,12 @@ def test_phone_audit_touch_targets_and_reduced_motion(dash_duo, full_model):
     # The player: with reduced motion, Play shows one more token and nothing moves by itself.
     generate(dash_duo, 6)
     wait_until(dash_duo, lambda: dash_duo.find_element(f"#{generation.STOP}").text, timeout=120, message="run ended")
-    total = script(dash_duo, CHIPS)  # 6, or fewer where a loaded machine ran out of time
+    # (6 tokens, or fewer where a loaded machine ran out of time; the count is the player's own)
     dash_duo.find_element(f"#{generation.PLAY}").click()
-    wait_until(dash_duo, lambda: dash_duo.find_element(f"#{generation.PROGRESS}").text.startswith(f"1 / {total}"),
+    wait_until(dash_duo, lambda: dash_duo.find_element(f"#{generation.PROGRESS}").text.startswith("1 / "),
                message="Play showed one token")
     time.sleep(2)  # at the slowest speed the player would have shown two more tokens by now
-    assert dash_duo.find_element(f"#{generation.PROGRESS}").text.startswith(f"1 / {total}")
+    assert dash_duo.find_element(f"#{generation.PROGRESS}").text.startswith("1 / ")
     assert dash_duo.find_element(".reduced-motion-note").is_displayed()
     assert dash_duo.get_logs() == []
 
