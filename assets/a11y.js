@@ -171,11 +171,19 @@
     if (live && message) { live.textContent = message; }
   }
 
-  function show(graph, gd, p) {
+  // Plotly draws at most one hover per 50 ms (a key pressed sooner waits for its turn): what the label says, and
+  // which point a click picks, are read once the last hover asked for is drawn.
+  var HOVER_DRAWN_MS = 80;
+
+  function show(graph, gd, p, then) {
     graph._cursor = p;
     window.Plotly.Fx.hover(gd, {xpx: p.x, ypx: p.y}, p.subplot);
-    var label = gd.querySelector(".hoverlayer .hovertext");
-    announce(label ? label.textContent.replace(/\s+/g, " ").trim() : "");
+    clearTimeout(graph._shown);
+    graph._shown = setTimeout(function () {
+      var label = gd.querySelector(".hoverlayer .hovertext");
+      announce(label ? label.textContent.replace(/\s+/g, " ").trim() : "");
+      if (then) { then(); }
+    }, HOVER_DRAWN_MS);
   }
 
   function onFigureKey(event, graph) {
@@ -194,9 +202,11 @@
       show(graph, gd, next || current);
     } else if ((event.key === "Enter" || event.key === " ") && current) {
       event.preventDefault();
-      show(graph, gd, current);
-      if (gd._hoverdata && gd._hoverdata.length) { gd.emit("plotly_click", {points: gd._hoverdata, event: event}); }
+      show(graph, gd, current, function () {
+        if (gd._hoverdata && gd._hoverdata.length) { gd.emit("plotly_click", {points: gd._hoverdata, event: event}); }
+      });
     } else if (event.key === "Escape") {
+      clearTimeout(graph._shown);
       window.Plotly.Fx.unhover(gd);
       graph._cursor = null;
     }
