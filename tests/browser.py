@@ -51,17 +51,23 @@ const found = [];
 document.querySelectorAll('.js-plotly-plot').forEach(function (gd) {
   if (gd.offsetParent === null || !gd._fullLayout) { return; }
   const name = (gd.closest('.dash-graph') || gd).id, items = [], edge = gd.getBoundingClientRect();
-  // Each letter as its four corners on the screen, in order around it.
+  // Each letter as its four corners on the screen, in order around it: its advance by its em square (a font's
+  // line box adds its own leading above and below, 1.16 em in DejaVu Sans, 1.36 em in Noto Sans: space the
+  // letters do not draw in, which would make neighbouring turned labels "touch" in one font and not another).
   const letters = (el) => Array.from({length: el.getNumberOfChars()}, (_, i) => {
     const e = el.getExtentOfChar(i), m = el.getScreenCTM(), p = new DOMPoint();
-    return [[e.x, e.y], [e.x + e.width, e.y], [e.x + e.width, e.y + e.height], [e.x, e.y + e.height]]
+    const em = Math.min(e.height, parseFloat(getComputedStyle(el).fontSize) || e.height), y = e.y + (e.height - em) / 2;
+    return [[e.x, y], [e.x + e.width, y], [e.x + e.width, y + em], [e.x, y + em]]
       .map(([x, y]) => { p.x = x; p.y = y; const q = p.matrixTransform(m); return [q.x, q.y]; });
   }).filter((c) => Math.abs(c[1][0] - c[0][0]) + Math.abs(c[1][1] - c[0][1]) > 0.5);
   const box = (r) => [[r.left, r.top], [r.right, r.top], [r.right, r.bottom], [r.left, r.bottom]];
   const add = (group, el) => {  // a text element, or a box (legend, toolbar)
-    const r = el.getBoundingClientRect(), text = el.tagName === 'text';
-    if (!(r.width > 0 && r.height > 0) || (text && !el.textContent.trim())) { return; }
-    items.push({group, r, quads: text ? letters(el) : [box(r)], text: (el.textContent || group).trim().slice(0, 40)});
+    const rect = el.getBoundingClientRect(), text = el.tagName === 'text';
+    if (!(rect.width > 0 && rect.height > 0) || (text && !el.textContent.trim())) { return; }
+    const quads = text ? letters(el) : [box(rect)], xs = quads.flat().map((c) => c[0]), ys = quads.flat().map((c) => c[1]);
+    const r = text && quads.length ? {left: Math.min(...xs), right: Math.max(...xs), top: Math.min(...ys),
+                                      bottom: Math.max(...ys)} : rect;  // where its letters are
+    items.push({group, r, quads, text: (el.textContent || group).trim().slice(0, 40)});
   };
   // Two convex quads overlap by more than 2 px unless one of their edges' normals separates them (SAT).
   const overlap = (p, q) => [p, q].every((quad) => quad.every((a, k) => {

@@ -53,6 +53,18 @@ def open_and_draw(dash_duo, label, timeout=60):
     time.sleep(0.3)  # a refit after a size or mode change waits 150 ms
 
 
+# A figure drawn wrong on purpose, into the page (its own box, a .dash-graph as the app's are).
+CROWDED_FIGURE = """
+const box = document.createElement('div'); box.className = 'dash-graph'; box.id = 'crowded';
+box.style.width = '500px'; box.style.height = '300px'; document.getElementById('page').appendChild(box);
+const labels = Array.from({length: 30}, (_, i) => 'a long label ' + i);
+window.Plotly.newPlot(box, [{type: 'bar', x: labels, y: labels.map((_, i) => i), name: 'a legend entry'},
+                            {type: 'bar', x: labels, y: labels.map((_, i) => i), name: 'another entry'}],
+                      {title: {text: 'A title under the legend'}, showlegend: true,
+                       legend: {orientation: 'h', x: 0.1, y: 1.3}, xaxis: {tickangle: 0}, margin: {t: 80}});
+"""
+
+
 def tap(driver, x, y):
     """A finger's tap (touch events, as a phone sends them), not a mouse click."""
     for kind, points in (("touchStart", [{"x": x, "y": y}]), ("touchEnd", [])):
@@ -99,6 +111,12 @@ def test_every_tab_at_every_size(dash_duo, full_model):
             if shown(dash_duo, ".selectors") != (value in BLOCK_VIEWS):
                 problems.append(f"{where}: block selector shown: {shown(dash_duo, '.selectors')}")
     assert problems == []
+    # The check itself still sees text on text: crowded flat labels, and a legend on the title.
+    script(dash_duo, CROWDED_FIGURE)
+    wait_until(dash_duo, lambda: script(dash_duo, "return !!document.querySelector('#crowded .xtick')"))
+    found = [p for p in script(dash_duo, TEXT_OVERLAPS) if p.startswith("crowded:")]
+    assert any("ticks0" in p and "overlaps ticks0" in p for p in found), found
+    assert any("g-gtitle" in p and "legend" in p for p in found), found
     assert dash_duo.get_logs() == []
 
 
