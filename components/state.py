@@ -197,6 +197,14 @@ class EngineHolder:
                 self._board = JobBoard(engine, max_new_tokens=self.MAX_NEW_TOKENS)
             return self._board
 
+    def close(self) -> None:
+        """Stop this process's own engine, if it runs one (its runs end as cancelled); the next `get` starts a
+        new one."""
+        with self._lock:
+            board, self._board = self._board, None
+        if isinstance(board, JobBoard):
+            board.engine.close()
+
 
 model = ModelHolder()
 engine = EngineHolder()

@@ -59,6 +59,18 @@ def long_context_model():
                        message="Untrained weights (test).")
 
 
+@pytest.fixture(autouse=True)
+def engine_per_browser_test(request):
+    """A browser test's server, when it stops, raises SystemExit in every thread started while it ran (Dash's
+    testing KillerThread), the in-process engine's scheduler among them; a thread waiting for work only takes
+    that exception at its next job, which it then loses. So each browser test's engine stops with the test, and
+    the next test's page starts a new one."""
+    yield
+    if {"dash_duo", "dash_br", "dash_thread_server"} & set(request.fixturenames):
+        from components import state
+        state.engine.close()
+
+
 def pytest_setup_options():
     """Browser tests (dash_duo) drive Debian's Chromium; nothing is downloaded."""
     from selenium.webdriver.chrome.options import Options
