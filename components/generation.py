@@ -659,7 +659,7 @@ def stop(n_clicks, job, session):
         state.engine.get().cancel(job["job"], session_of(session))
     except (ValueError, RuntimeError) as why:
         return _("Could not stop the run: {why}").format(why=i18n.message(why))
-    return "Stopping…"
+    return _("Stopping…")
 
 
 def stop_disabled(job) -> bool:

@@ -96,15 +96,19 @@ def test_live_generation_in_two_pages(dash_duo, full_model, one_torch_thread):
     k = int(re.search(r"Step (\d+):", title).group(1))
     assert abs(float(_top_probability(title)) - _expected_top(full_model, dash_duo, k, 0.1)) <= 0.051
 
-    # Stop: the run ends within a step of the click.
+    # Stop: the run ends a few steps after the click (the engine is held while the click is made; holding it
+    # until the page confirms would also hold every request of the page that needs the model, and so the click).
     wait_until(dash_duo, lambda: len(chip_titles(dash_duo)) >= k + 2, timeout=60, message="steps after the change")
     with full_model.lock:
         assert stopped_text(dash_duo) == "", "page 1's run should still be going"
+        at_click = len(chip_titles(dash_duo))
         dash_duo.find_element(f"#{generation.STOP_RUN}").click()
-        dash_duo.wait_for_text_to_equal(f"#{generation.LIVE_NOTE}", "Stopping…", timeout=30)
+    # "Stopping…" shows until the run's end clears it: either is the page answering the click.
+    wait_until(dash_duo, lambda: dash_duo.find_element(f"#{generation.LIVE_NOTE}").text == "Stopping…"
+               or "stopped by the user" in stopped_text(dash_duo), timeout=30, message="the click answered")
     wait_until(dash_duo, lambda: "stopped by the user" in stopped_text(dash_duo), timeout=30, message="stopped")
     n = int(re.search(r"Stopped after (\d+) token", stopped_text(dash_duo)).group(1))
-    assert k < n < 100 and len(chip_titles(dash_duo)) == n
+    assert k < n <= at_click + 10 and n < 100 and len(chip_titles(dash_duo)) == n, (k, at_click, n)
     assert 2 in batch_sizes(chip_titles(dash_duo))
 
     # Download the run, then open the file again: the same tokens and per-step settings come back.
